@@ -12,20 +12,31 @@ var (
 	// ErrInvalidIndex means index.json is not valid: bad JSON, a digest
 	// that is not algorithm:hex, an empty source, or similar.
 	ErrInvalidIndex = errors.New("invalid archive index")
-	// ErrUnsupportedVersion means the index version is outside the
-	// supported range [v1.2.0, v2.0.0).
+	// ErrUnsupportedVersion means the index version is empty, not a
+	// semantic version, or outside the supported range [v1.2.0, v2.0.0).
 	ErrUnsupportedVersion = errors.New("unsupported archive index version")
 	// ErrIndexTooLarge means index.json is larger than MaxIndexSize.
 	ErrIndexTooLarge = errors.New("archive index too large")
 	// ErrUnsafeName means the zip holds an entry whose name is not a
-	// local path (absolute, "..", backslash).
+	// local path (empty, absolute, "..", backslash).
 	ErrUnsafeName = errors.New("unsafe entry name in archive")
 	// ErrBlobNotFound means no share/sha256/<hex> entry exists for a
 	// digest.
 	ErrBlobNotFound = errors.New("blob not found in archive")
 	// ErrDigestMismatch means the bytes of a blob do not hash to its
-	// digest, or fail the zip CRC check.
+	// digest, or its zip entry is damaged (truncated, bad header, bad
+	// compressed data) so that its bytes cannot be read whole.
 	ErrDigestMismatch = errors.New("blob content does not match its digest")
 	// ErrUnsupportedDigest means a digest algorithm other than sha256.
 	ErrUnsupportedDigest = errors.New("unsupported digest algorithm")
+	// ErrInvalidDigest means a digest given to a Reader method is not in
+	// algorithm:hex form.
+	ErrInvalidDigest = errors.New("invalid digest")
+	// ErrBlobTooLarge means a blob is larger than the limit given to
+	// Reader.ReadBlob.
+	ErrBlobTooLarge = errors.New("blob too large")
+	// ErrInvalidLayout means the per-manifest OCI layout <hex>/index.json
+	// or <hex>/oci-layout is missing or does not describe its manifest
+	// (see Reader.CheckLayout).
+	ErrInvalidLayout = errors.New("invalid per-manifest layout")
 )

@@ -1,6 +1,12 @@
 package archive
 
 import (
+	_ "crypto/sha256" // digest.SHA256
+	_ "crypto/sha512" // digest.SHA384, digest.SHA512: valid in an index
+	"encoding/json"
+	"errors"
+	"fmt"
+
 	"github.com/opencontainers/go-digest"
 )
 
@@ -48,4 +54,64 @@ type Manifest struct {
 	Config      digest.Digest     `json:"config"`
 	Digest      digest.Digest     `json:"digest"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// ParseIndex parses and validates the bytes of a top-level index.json:
+// version range (D7), digests in algorithm:hex form, non-empty sources.
+//
+// It decodes as Hangar does (encoding/json: keys match case-insensitively,
+// unknown fields are ignored). An images[] item may have an empty digest
+// (Hangar skips such items) or an empty config; every non-empty digest
+// must pass digest.Digest.Validate, and layer digests must not be empty.
+// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
+func ParseIndex(data []byte) (*Index, error) {
+	var idx Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
+	}
+	if err := CheckIndexVersion(idx.Version); err != nil {
+		return nil, err
+	}
+	for i := range idx.List {
+		if err := idx.List[i].validate(); err != nil {
+			return nil, fmt.Errorf("%w: list item %d: %w", ErrInvalidIndex, i+1, err)
+		}
+	}
+	return &idx, nil
+}
+
+// validate checks the source and every digest of an image entry.
+func (img *Image) validate() error {
+	if img.Source == "" {
+		return errors.New("empty source")
+	}
+	for j := range img.Images {
+		m := &img.Images[j]
+		if err := checkDigest("digest", m.Digest, true); err != nil {
+			return fmt.Errorf("image %s: images[%d]: %w", quoteShort(img.Ref()), j, err)
+		}
+		if err := checkDigest("config digest", m.Config, true); err != nil {
+			return fmt.Errorf("image %s: images[%d]: %w", quoteShort(img.Ref()), j, err)
+		}
+		for k, l := range m.Layers {
+			if err := checkDigest(fmt.Sprintf("layers[%d] digest", k), l, false); err != nil {
+				return fmt.Errorf("image %s: images[%d]: %w", quoteShort(img.Ref()), j, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDigest validates one digest of the index.
+func checkDigest(what string, d digest.Digest, emptyOK bool) error {
+	if d == "" {
+		if emptyOK {
+			return nil
+		}
+		return fmt.Errorf("empty %s", what)
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("invalid %s %s: %w", what, quoteShort(string(d)), err)
+	}
+	return nil
 }

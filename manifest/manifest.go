@@ -3,20 +3,31 @@
 // the destination tag already holds, by Hangar v1.9.4's rules, and
 // serialises the result exactly as Hangar does so that the digests agree.
 //
-// References: hangar-load.md sections 2.9 and 2.10
-// (pkg/image/manifest/builder.go and struct.go in cnrancher/hangar).
+// It also names the per-platform tags Hangar pushes next to the index
+// (PlatformTag) and checks tag syntax (ValidTag).
+//
+// References: hangar-load.md sections 2.8, 2.9 and 2.10
+// (pkg/image/manifest/builder.go and struct.go in cnrancher/hangar), and
+// decisions.md D3 and D4.
 package manifest
 
 import (
 	"errors"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Media types this package recognises at a destination tag.
+// Media types this package recognises at a destination tag, besides the
+// OCI ones of ocispec.
 const (
 	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
 	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	// MediaTypeDockerManifestSchema1 and MediaTypeDockerManifestSchema1Signed
+	// are the legacy Docker schema 1 manifests; a tag holding one is treated
+	// as a single manifest and replaced by an index.
+	MediaTypeDockerManifestSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
+	MediaTypeDockerManifestSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 	// MediaTypeHelmConfig is the config media type of Helm charts, and of the
 	// files that `hangar archive store file` writes: such artifacts are
 	// pushed to the main tag and get no index.
@@ -29,12 +40,26 @@ const (
 	AnnotationReferenceType   = "vnd.docker.reference.type"
 )
 
-// ErrEmpty is returned by Merge when the resulting index would have no
-// entries (Hangar: "some images failed to load").
-var ErrEmpty = errors.New("no manifests to index")
+// PlatformUnknown is the architecture and OS BuildKit gives attestation
+// manifests in an index.
+const PlatformUnknown = "unknown"
 
-// errNotImplemented marks stubs.
-var errNotImplemented = errors.New("not implemented")
+// Errors returned by this package; test with errors.Is.
+var (
+	// ErrEmpty is returned by Merge when the resulting index would have no
+	// entries (Hangar: "some images failed to load").
+	//
+	// References: hangar-load.md section 2.10 ("After adding").
+	ErrEmpty = errors.New("no manifests to index")
+
+	// ErrUnsupportedMediaType is returned by ParseExisting for a media type
+	// that is neither an index/list nor an image manifest.
+	ErrUnsupportedMediaType = errors.New("unsupported manifest media type")
+
+	// ErrInvalidManifest is returned by ParseExisting for a body that is not
+	// a JSON object of the expected shape.
+	ErrInvalidManifest = errors.New("invalid manifest")
+)
 
 // Existing is what a destination tag holds before a load.
 type Existing struct {
@@ -46,9 +71,21 @@ type Existing struct {
 	Manifests []ocispec.Descriptor
 }
 
-// ParseExisting parses the manifest a destination tag holds.
-func ParseExisting(mediaType string, body []byte) (*Existing, error) {
-	return nil, errNotImplemented
+// HasDigest reports whether an entry of the index or list at the tag has the
+// digest d: Hangar then skips copying that platform manifest. It is false
+// for a nil Existing and for a single manifest.
+//
+// References: hangar-load.md section 2.8 step 6 ("Skip-copy").
+func (e *Existing) HasDigest(d digest.Digest) bool {
+	if e == nil {
+		return false
+	}
+	for _, m := range e.Manifests {
+		if m.Digest == d {
+			return true
+		}
+	}
+	return false
 }
 
 // MergeOptions tunes Merge.
@@ -62,36 +99,45 @@ func DefaultMergeOptions() MergeOptions { return MergeOptions{} }
 
 // Result is the outcome of Merge.
 type Result struct {
-	// Index is the merged index.
+	// Index is the merged index, as serialised in Bytes.
 	Index ocispec.Index
-	// Bytes is Index serialised as Hangar does (2-space indented JSON).
+	// Bytes is Index serialised as Hangar does (2-space indented JSON, no
+	// trailing newline); its sha256 is the digest the main tag gets.
 	Bytes []byte
 	// Unchanged reports that the destination already holds an equivalent
-	// OCI index, so no push is needed.
+	// OCI index, so Hangar does not push: the tag must be left as it is.
+	// Index and Bytes are still filled with what would have been pushed.
 	Unchanged bool
 }
 
-// Merge adds the loaded manifests (in archive order) to what the destination
-// tag holds (nil when the tag does not exist), by Hangar's builder rules,
-// and serialises the result.
-func Merge(existing *Existing, loaded []ocispec.Descriptor, opts MergeOptions) (Result, error) {
-	return Result{}, errNotImplemented
-}
+// Digest returns the digest of Bytes, i.e. of the main tag once pushed.
+func (r Result) Digest() digest.Digest { return digest.FromBytes(r.Bytes) }
 
-// Marshal serialises an index as Hangar does: 2-space indented JSON with
-// schemaVersion, mediaType and manifests, no trailing newline.
-func Marshal(index ocispec.Index) ([]byte, error) { return nil, errNotImplemented }
+// Descriptor returns the index entry of a loaded platform manifest: its
+// media type, digest and size as pushed, and the platform and annotations of
+// the archive item (hangar-load.md 1.4). The platform is always set, as
+// Hangar always writes one; the platform and annotations are copied, and
+// empty annotations are left out.
+//
+// References: hangar-load.md section 2.8 step 6 ("Re-inspect").
+func Descriptor(mediaType string, dgst digest.Digest, size int64, platform ocispec.Platform, annotations map[string]string) ocispec.Descriptor {
+	return normalize(ocispec.Descriptor{
+		MediaType:   mediaType,
+		Digest:      dgst,
+		Size:        size,
+		Annotations: annotations,
+		Platform:    &platform,
+	}, true)
+}
 
 // IsAttestation reports whether an entry is a BuildKit attestation
 // (Hangar's SLSA entry): platform unknown/unknown with both reference
-// annotations set.
-func IsAttestation(desc ocispec.Descriptor) bool { return false }
-
-// PlatformTag returns the tag Hangar gives a platform manifest of the image
-// tagged tag: "<tag>-<os>-<arch><variant>", with the OS version when set
-// ("<tag>-<os>-<osVersion>-<arch><variant>"), or "<tag>-<first 16 hex of
-// the digest>" when arch or os is empty or "unknown". platform is the one
-// read from the manifest's config.
-func PlatformTag(tag string, platform ocispec.Platform, desc ocispec.Descriptor) string {
-	return ""
+// annotations set and non-empty.
+//
+// References: hangar-load.md sections 1.7 and 2.10 ("SLSA entry").
+func IsAttestation(desc ocispec.Descriptor) bool {
+	p := desc.Platform
+	return p != nil && p.Architecture == PlatformUnknown && p.OS == PlatformUnknown &&
+		desc.Annotations[AnnotationReferenceDigest] != "" &&
+		desc.Annotations[AnnotationReferenceType] != ""
 }

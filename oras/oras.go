@@ -6,13 +6,29 @@
 package oras
 
 import (
+	"bytes"
 	"context"
+	_ "crypto/sha256" // digest algorithms
+	_ "crypto/sha512"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/docker/cli/cli/config"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
 // Sentinel errors returned (wrapped with context) by this package.
@@ -30,22 +46,52 @@ var (
 	ErrNotRegistry = errors.New("not a registry")
 	// ErrStalled means a transfer made no progress for the stall timeout.
 	ErrStalled = errors.New("transfer stalled")
+	// ErrTLS means the TLS connection failed (untrusted or invalid
+	// certificate, or a plain-HTTP registry where HTTPS is required); the
+	// message says which flag or certs.d file fixes it.
+	//
+	// References: decisions.md D6.
+	ErrTLS = errors.New("tls error")
+	// ErrUnreachable means no connection could be made to the registry
+	// (refused, unknown host, ...).
+	ErrUnreachable = errors.New("registry unreachable")
+	// ErrDigestMismatch means the content given for a blob or manifest
+	// does not match its descriptor (size or digest). Such a blob is never
+	// committed to the registry and never retried.
+	//
+	// References: decisions.md D4 (a blob whose bytes do not match its
+	// digest fails only the images that use it).
+	ErrDigestMismatch = errors.New("content does not match its descriptor")
 )
 
-var errNotImplemented = errors.New("not implemented")
+// maxManifestSize bounds the manifests FetchManifest reads.
+const maxManifestSize = 32 << 20
+
+// manifestMediaTypes are the manifest types accepted when fetching.
+var manifestMediaTypes = []string{
+	ocispec.MediaTypeImageIndex,
+	ocispec.MediaTypeImageManifest,
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}
 
 // RegistryOptions configures a Registry.
 type RegistryOptions struct {
 	// ConfigDir is docker's configuration directory; empty means docker's
-	// default ($DOCKER_CONFIG, else ~/.docker).
+	// default ($DOCKER_CONFIG, else ~/.docker). Its certs.d directory is
+	// read too.
 	ConfigDir string
 	// TLSVerify is nil by default: verify certificates, and let loopback
 	// registries fall back to plain HTTP like docker. False skips
 	// verification and allows plain HTTP for any host; true forbids the
 	// plain-HTTP fallback even for loopback.
+	//
+	// References: decisions.md D6.
 	TLSVerify *bool
 	// StallTimeout fails a transfer that makes no progress for this long;
-	// zero disables it.
+	// zero disables it. It is also the transport's ResponseHeaderTimeout.
+	//
+	// References: decisions.md D2.
 	StallTimeout time.Duration
 	// MaxAttempts bounds the attempts of each request or upload (>= 1).
 	MaxAttempts int
@@ -53,6 +99,15 @@ type RegistryOptions struct {
 	Debugf func(format string, args ...any)
 	// UserAgent is sent with every request.
 	UserAgent string
+	// SystemCertsDir replaces DefaultSystemCertsDir (/etc/docker/certs.d)
+	// when not empty; tests use it.
+	SystemCertsDir string
+
+	// backoff replaces the first retry delay (tests shorten it).
+	backoff time.Duration
+	// dial replaces the dialer and disables proxies (tests map names to
+	// loopback).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // DefaultRegistryOptions returns the options used unless told otherwise.
@@ -62,80 +117,477 @@ func DefaultRegistryOptions() RegistryOptions {
 
 // Registry is one destination registry. It is safe for concurrent use.
 type Registry struct {
-	// TODO(oras): implementation.
+	host     string // as given
+	endpoint string // host to contact (Docker Hub's API host for docker.io)
+	opts     RegistryOptions
+	mode     tlsMode
+	policy   *policy
+	creds    *credentialStore
+
+	transport *http.Transport
+	client    *http.Client // retrying, no credentials
+	auth      *auth.Client // retrying, docker credentials
+	upload    *auth.Client // no transport retries (uploads retry whole)
+
+	mu        sync.Mutex
+	settled   bool
+	plainHTTP bool
 }
 
 // NewRegistry returns a Registry for host ("host[:port]"). It makes no
 // request: the scheme (HTTPS, or plain HTTP where allowed) is settled by the
 // first request, once.
 func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
-	return nil, errNotImplemented
+	if strings.Contains(host, "://") {
+		return nil, fmt.Errorf("invalid registry %q: give host[:port] without a scheme", host)
+	}
+	ref := registry.Reference{Registry: host}
+	if host == "" || ref.ValidateRegistry() != nil {
+		return nil, fmt.Errorf("invalid registry %q", host)
+	}
+	if opts.MaxAttempts < 1 {
+		opts.MaxAttempts = 1
+	}
+	if opts.backoff <= 0 {
+		opts.backoff = defaultBackoff
+	}
+	if opts.StallTimeout < 0 {
+		opts.StallTimeout = 0
+	}
+	r := &Registry{
+		host:     host,
+		endpoint: ref.Host(),
+		opts:     opts,
+		mode:     modeFor(host, opts.TLSVerify),
+		policy:   &policy{maxAttempts: opts.MaxAttempts, base: opts.backoff},
+	}
+	r.creds = newCredentialStore(opts.ConfigDir, opts.Debugf)
+	configDir := opts.ConfigDir
+	if configDir == "" {
+		configDir = config.Dir()
+	}
+	conf, err := tlsConfig(host, r.mode, []string{r.systemCertsDir(), filepath.Join(configDir, "certs.d")}, opts.Debugf)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w", host, err)
+	}
+	r.transport = newTransport(conf, opts)
+	base := &observer{base: r.transport, debugf: opts.Debugf}
+	r.client = &http.Client{Transport: &retry.Transport{Base: base, Policy: func() retry.Policy { return r.policy }}}
+	header := http.Header{}
+	if opts.UserAgent != "" {
+		header.Set("User-Agent", opts.UserAgent)
+	}
+	cache := auth.NewCache()
+	credFunc := r.creds.credentialFunc(host)
+	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
+	r.upload = &auth.Client{Client: &http.Client{Transport: base}, Header: header, Credential: credFunc, Cache: cache}
+	return r, nil
 }
 
 // Host returns the registry host as given.
-func (r *Registry) Host() string { return "" }
+func (r *Registry) Host() string { return r.host }
+
+func (r *Registry) debugf(format string, args ...any) {
+	if r.opts.Debugf != nil {
+		r.opts.Debugf(format, args...)
+	}
+}
 
 // Ping sends one request to /v2/. With requireLogin, a registry that wants
 // credentials we do not have fails with ErrLoginRequired ("run `docker login
 // <host>`"), and refused credentials with ErrUnauthorized. Without it only
-// reachability (and the scheme) is checked.
-func (r *Registry) Ping(ctx context.Context, requireLogin bool) error { return errNotImplemented }
+// reachability (and the scheme) is checked. A server that does not answer
+// like a registry gives ErrNotRegistry, an unreachable one ErrUnreachable,
+// a TLS failure ErrTLS.
+//
+// References: decisions.md D5, D6.
+func (r *Registry) Ping(ctx context.Context, requireLogin bool) error {
+	_, p, err := r.scheme(ctx)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		if p, err = r.get(ctx, r.schemeName(), "/v2/"); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return r.connError(err)
+		}
+	}
+	switch {
+	case p.status == http.StatusOK:
+		if p.header.Get("Docker-Distribution-Api-Version") == "" && looksLikeHTML(p) {
+			return r.notRegistry(p)
+		}
+		return nil
+	case p.status == http.StatusUnauthorized:
+		if !requireLogin {
+			return nil
+		}
+		cred, err := r.creds.lookup(r.host)
+		if err != nil {
+			return err
+		}
+		if cred == auth.EmptyCredential {
+			return r.loginRequired()
+		}
+		return r.checkLogin(ctx)
+	case p.status == http.StatusForbidden:
+		return newError(ErrUnauthorized, nil, fmt.Sprintf("registry %s refused access: GET /v2/ answered %d %s", r.host, p.status, http.StatusText(p.status)))
+	case p.status >= 500:
+		return fmt.Errorf("ping %s: GET /v2/ answered %d %s", r.host, p.status, http.StatusText(p.status))
+	default:
+		return r.notRegistry(p)
+	}
+}
+
+func looksLikeHTML(p *probe) bool {
+	mt, _, _ := mime.ParseMediaType(p.header.Get("Content-Type"))
+	return mt == "text/html" || bytes.HasPrefix(bytes.TrimSpace(bytes.ToLower(p.body)), []byte("<!doctype html")) ||
+		bytes.HasPrefix(bytes.TrimSpace(bytes.ToLower(p.body)), []byte("<html"))
+}
+
+func (r *Registry) notRegistry(p *probe) error {
+	return newError(ErrNotRegistry, nil, fmt.Sprintf("%s is not a registry: GET %s://%s/v2/ answered %d %s",
+		r.host, r.schemeName(), r.endpoint, p.status, http.StatusText(p.status)))
+}
+
+func (r *Registry) loginRequired() error {
+	return newError(ErrLoginRequired, nil, fmt.Sprintf("registry %s requires login: run `docker login %s`", r.host, r.host))
+}
+
+// checkLogin lets the auth client answer the /v2/ challenge with our
+// credentials.
+func (r *Registry) checkLogin(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.auth.Do(req)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
+		case errors.Is(err, auth.ErrBasicCredentialNotFound):
+			return r.loginRequired()
+		case isDenied(err):
+			return r.wrongCredentials(err)
+		}
+		return fmt.Errorf("log in to %s: %s", r.host, describe(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		r.debugf("registry %s: logged in", r.host)
+		return nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return r.wrongCredentials(nil)
+	default:
+		return fmt.Errorf("log in to %s: GET /v2/ answered %s", r.host, resp.Status)
+	}
+}
+
+func (r *Registry) wrongCredentials(cause error) error {
+	return newError(ErrUnauthorized, cause, fmt.Sprintf("wrong username or password for %s (run `docker login %s`)", r.host, r.host))
+}
+
+// deniedError adds ErrUnauthorized and a hint to a 401 or 403 answer.
+func (r *Registry) deniedError(err error) error {
+	if errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	hint := fmt.Sprintf("run `docker login %s`", r.host)
+	if cred, cerr := r.creds.lookup(r.host); cerr == nil && cred != auth.EmptyCredential {
+		hint = fmt.Sprintf("the credentials for %s were refused or lack this access", r.host)
+	}
+	return newError(ErrUnauthorized, err, fmt.Sprintf("%s (%s)", describe(err), hint))
+}
+
+// mapError gives a failed request of op its sentinel: ErrUnauthorized,
+// ErrLoginRequired, ErrStalled or (with notFound) ErrNotFound.
+func (r *Registry) mapError(ctx context.Context, op string, err error, notFound bool) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	case notFound && isNotFound(err):
+		return newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return opError(op, r.loginRequired())
+	case isDenied(err):
+		return opError(op, r.deniedError(err))
+	case isHeaderTimeout(err):
+		return opError(op, newError(ErrStalled, err, fmt.Sprintf("transfer stalled: no answer from the registry for %s", r.opts.StallTimeout)))
+	case isTLSError(err):
+		return opError(op, r.tlsError(err))
+	}
+	return opError(op, err)
+}
 
 // Repository returns the repository name (e.g. "library/nginx").
-func (r *Registry) Repository(name string) (*Repository, error) { return nil, errNotImplemented }
-
-// IsHarbor reports whether the registry is Harbor v2 (GET /api/v2.0/ping
-// answers 200).
-func (r *Registry) IsHarbor(ctx context.Context) (bool, error) { return false, errNotImplemented }
-
-// EnsureHarborProject creates the Harbor project (private) unless it
-// exists, and reports whether it was created.
-func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (created bool, err error) {
-	return false, errNotImplemented
+func (r *Registry) Repository(name string) (*Repository, error) {
+	ref := registry.Reference{Registry: r.host, Repository: name}
+	if err := ref.ValidateRepository(); err != nil {
+		return nil, fmt.Errorf("invalid repository name %q", name)
+	}
+	return &Repository{reg: r, name: name, ref: ref}, nil
 }
 
 // Repository is one repository of a Registry. It is safe for concurrent use.
 type Repository struct {
-	// TODO(oras): implementation.
-	repo *remote.Repository
+	reg  *Registry
+	name string
+	ref  registry.Reference
+
+	once   sync.Once
+	repo   *remote.Repository // retrying client
+	upload *remote.Repository // whole-operation retries
 }
 
 // Name returns the repository name.
-func (r *Repository) Name() string { return "" }
+func (r *Repository) Name() string { return r.name }
 
-// BlobExists reports whether the repository has the blob.
+// remotes returns the oras repositories, settling the scheme first.
+func (r *Repository) remotes(ctx context.Context) (repo, upload *remote.Repository, err error) {
+	plainHTTP, _, err := r.reg.scheme(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.once.Do(func() {
+		mk := func(c remote.Client) *remote.Repository {
+			rr := &remote.Repository{
+				Client:             c,
+				Reference:          r.ref,
+				PlainHTTP:          plainHTTP,
+				ManifestMediaTypes: manifestMediaTypes,
+			}
+			// Never let oras create referrers tag indexes: the registry
+			// must end up with Hangar's tags only.
+			_ = rr.SetReferrersCapability(true)
+			return rr
+		}
+		r.repo = mk(r.reg.auth)
+		r.upload = mk(r.reg.upload)
+	})
+	return r.repo, r.upload, nil
+}
+
+// BlobExists reports whether the repository has the blob (HEAD).
 func (r *Repository) BlobExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return false, errNotImplemented
+	op := fmt.Sprintf("check blob %s in %s", desc.Digest, r.name)
+	if err := desc.Digest.Validate(); err != nil {
+		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
+	}
+	repo, _, err := r.remotes(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok, err := repo.Blobs().Exists(ctx, desc)
+	if err != nil {
+		return false, r.reg.mapError(ctx, op, err, false)
+	}
+	return ok, nil
 }
 
 // PushBlob uploads a blob, calling open for a fresh reader of its bytes on
 // each attempt; retryable failures (5xx, 429, resets, cut uploads) are
 // retried with backoff, and a stalled transfer fails with ErrStalled.
+//
+// The bytes are checked against desc while streaming: a mismatch fails
+// with ErrDigestMismatch before the registry can commit them. Errors from
+// open or from reading are returned in the chain and not retried.
 func (r *Repository) PushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
-	return errNotImplemented
+	op := fmt.Sprintf("push blob %s to %s", desc.Digest, r.name)
+	if err := validateBlob(desc, open); err != nil {
+		return opError(op, err)
+	}
+	_, up, err := r.remotes(ctx)
+	if err != nil {
+		return err
+	}
+	return r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
+		body := newUploadBody(desc, open, r.reg.opts.StallTimeout, cancel)
+		defer body.Close()
+		err := up.Push(ctx, desc, body)
+		if cerr := body.contentErr(); cerr != nil && err != nil {
+			return cerr
+		}
+		return err
+	})
 }
 
 // MountBlob mounts a blob from another repository of the same registry;
 // when the registry declines, it uploads it with open instead. It reports
-// whether the blob was mounted (true) or uploaded (false).
+// whether the blob was mounted (true: the registry answered 201 to the
+// mount) or uploaded (false). Retries and errors are as PushBlob's.
 func (r *Repository) MountBlob(ctx context.Context, desc ocispec.Descriptor, from string, open func() (io.ReadCloser, error)) (mounted bool, err error) {
-	return false, errNotImplemented
+	op := fmt.Sprintf("mount blob %s from %s to %s", desc.Digest, from, r.name)
+	if err := validateBlob(desc, open); err != nil {
+		return false, opError(op, err)
+	}
+	if from == "" || from == r.name {
+		return false, r.PushBlob(ctx, desc, open)
+	}
+	if err := (registry.Reference{Registry: r.reg.host, Repository: from}).ValidateRepository(); err != nil {
+		return false, fmt.Errorf("%s: invalid repository name %q", op, from)
+	}
+	_, up, err := r.remotes(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
+		body := newUploadBody(desc, open, r.reg.opts.StallTimeout, cancel)
+		defer body.Close()
+		uploaded := false
+		err := up.Mount(ctx, desc, from, func() (io.ReadCloser, error) {
+			uploaded = true
+			return body, nil
+		})
+		if cerr := body.contentErr(); cerr != nil && err != nil {
+			return cerr
+		}
+		mounted = err == nil && !uploaded
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	r.reg.debugf("%s: mounted=%t", op, mounted)
+	return mounted, nil
 }
 
-// ManifestExists reports whether the repository has the manifest.
+func validateBlob(desc ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("invalid digest: %w", err)
+	}
+	if desc.Size < 0 {
+		return fmt.Errorf("invalid size %d", desc.Size)
+	}
+	if open == nil {
+		return errors.New("no content")
+	}
+	return nil
+}
+
+// ManifestExists reports whether the repository has the manifest (HEAD
+// by digest).
 func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return false, errNotImplemented
+	op := fmt.Sprintf("check manifest %s in %s", desc.Digest, r.name)
+	if err := desc.Digest.Validate(); err != nil {
+		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
+	}
+	repo, _, err := r.remotes(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok, err := repo.Manifests().Exists(ctx, desc)
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, r.reg.mapError(ctx, op, err, false)
+	}
+	return ok, nil
 }
 
 // PushManifest pushes manifest bytes (exactly as given) with desc's media
-// type, to reference (a tag), or by digest when reference is empty.
+// type, to reference (a tag), or by digest when reference is empty. body
+// must match desc's size and digest (else ErrDigestMismatch). The request
+// is retried by the transport (the body is rewound).
 func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, body []byte, reference string) error {
-	return errNotImplemented
+	target := reference
+	if target == "" {
+		target = desc.Digest.String()
+	}
+	op := fmt.Sprintf("push manifest %s to %s:%s", desc.Digest, r.name, target)
+	if reference != "" && strings.Contains(reference, "@") {
+		return fmt.Errorf("%s: invalid tag %q", op, reference)
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("%s: invalid digest: %w", op, err)
+	}
+	if desc.MediaType == "" {
+		return fmt.Errorf("%s: no media type", op)
+	}
+	if int64(len(body)) != desc.Size || desc.Digest.Algorithm().FromBytes(body) != desc.Digest {
+		return opError(op, newError(ErrDigestMismatch, nil, fmt.Sprintf("manifest bytes (%d, %s) do not match the descriptor (%d)",
+			len(body), desc.Digest.Algorithm().FromBytes(body), desc.Size)))
+	}
+	repo, _, err := r.remotes(ctx)
+	if err != nil {
+		return err
+	}
+	if reference == "" {
+		err = repo.Manifests().Push(ctx, desc, bytes.NewReader(body))
+	} else {
+		err = repo.Manifests().PushReference(ctx, desc, bytes.NewReader(body), reference)
+	}
+	if err != nil {
+		return r.reg.mapError(ctx, op, err, false)
+	}
+	return nil
 }
 
 // FetchManifest fetches the manifest at reference (tag or digest). A tag or
 // digest that does not exist gives an error wrapping ErrNotFound; any other
-// failure is returned as such.
+// failure (401, 5xx after retries, timeouts) is returned as such and must
+// not be taken for absence.
+//
+// References: decisions.md D4.
 func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error) {
-	return ocispec.Descriptor{}, nil, errNotImplemented
+	op := fmt.Sprintf("fetch manifest %s:%s", r.name, reference)
+	if d, err := digest.Parse(reference); err == nil {
+		op = fmt.Sprintf("fetch manifest %s@%s", r.name, d)
+	}
+	repo, _, err := r.remotes(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	var (
+		desc ocispec.Descriptor
+		body []byte
+	)
+	err = r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
+		d, rc, err := repo.FetchReference(ctx, reference)
+		if err != nil {
+			// The transport already retried this request.
+			return newError(errFinal, err, describe(err))
+		}
+		defer rc.Close()
+		if d.Size > maxManifestSize {
+			return fmt.Errorf("manifest of %d bytes is larger than %d", d.Size, maxManifestSize)
+		}
+		dog := startWatchdog(r.reg.opts.StallTimeout, cancel)
+		defer dog.stop()
+		b, err := content.ReadAll(&touchReader{r: rc, dog: dog}, d)
+		if err != nil {
+			return err
+		}
+		desc, body = d, b
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrStalled) || errors.Is(err, ErrLoginRequired) {
+			return ocispec.Descriptor{}, nil, err
+		}
+		if isNotFound(err) {
+			return ocispec.Descriptor{}, nil, newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
+		}
+		return ocispec.Descriptor{}, nil, err
+	}
+	return desc, body, nil
+}
+
+// touchReader reports read progress to a watchdog.
+type touchReader struct {
+	r   io.Reader
+	dog *watchdog
+}
+
+func (t *touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.dog.touch()
+	}
+	return n, err
 }

@@ -70,6 +70,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	cfg.Log.Level = "error"
 	cfg.Log.AccessLog.Disabled = true
 	cfg.HTTP.Secret = "registrytest"
+	cfg.Catalog.MaxEntries = 1000
 	var (
 		app      http.Handler
 		panicErr any
@@ -160,7 +161,7 @@ func State(client *http.Client, base string) ([]Tag, error) {
 	var catalog struct {
 		Repositories []string `json:"repositories"`
 	}
-	if err := getJSON(client, base+"/v2/_catalog?n=10000", &catalog); err != nil {
+	if err := getJSON(client, base+"/v2/_catalog?n=1000", &catalog); err != nil {
 		return nil, err
 	}
 	var tags []Tag
@@ -168,7 +169,7 @@ func State(client *http.Client, base string) ([]Tag, error) {
 		var list struct {
 			Tags []string `json:"tags"`
 		}
-		if err := getJSON(client, base+"/v2/"+repo+"/tags/list?n=10000", &list); err != nil {
+		if err := getJSON(client, base+"/v2/"+repo+"/tags/list?n=1000", &list); err != nil {
 			return nil, err
 		}
 		for _, tag := range list.Tags {

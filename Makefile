@@ -1,0 +1,41 @@
+# docker hangar: see README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/cnrancher/docker-hangar/plugin.Version=$(VERSION)
+PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
+
+.PHONY: build install test check fuzz bench demo clean
+
+## build: write bin/docker-hangar
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/docker-hangar .
+
+## install: put the plugin in the docker CLI plugins directory
+install: build
+	mkdir -p $(PLUGIN_DIR)
+	install -m 0755 bin/docker-hangar $(PLUGIN_DIR)/docker-hangar
+
+## test: every test, with the fuzz seed corpora (needs Go and the docker CLI)
+test: check
+	$(GO) test -count=1 -timeout 12m ./...
+
+## check: formatting and vet
+check:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+
+## fuzz: a longer fuzz run of every fuzz target (FUZZTIME each, default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+## bench: the load benchmark against the floor; writes docs/benchmarks.md
+bench:
+	scripts/bench.sh
+
+## demo: build, start a throwaway registry, load a generated archive, validate
+demo:
+	scripts/demo.sh
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,184 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/oras"
+)
+
+// Stats counts the bytes of a load by what happened to them.
+type Stats struct {
+	// Uploaded bytes were streamed from the archive to the registry.
+	Uploaded int64
+	// Mounted bytes were mounted from another repository of the registry.
+	Mounted int64
+	// Present bytes were already in the destination repository.
+	Present int64
+}
+
+func (s *Stats) add(o *Stats) {
+	atomic.AddInt64(&s.Uploaded, atomic.LoadInt64(&o.Uploaded))
+	atomic.AddInt64(&s.Mounted, atomic.LoadInt64(&o.Mounted))
+	atomic.AddInt64(&s.Present, atomic.LoadInt64(&o.Present))
+}
+
+// blobTask is the transfer of one blob into one repository. Every image
+// that needs the same (repository, digest) waits for the same task.
+type blobTask struct {
+	done chan struct{}
+	err  error
+	repo string
+}
+
+// blobScheduler moves each (repository, blob) pair once for the whole load:
+// the first repository to need a digest checks for it and uploads it; the
+// others wait for that and mount it from there (falling back to an upload
+// when the registry declines).
+//
+// References: architecture.md, "Blobs".
+type blobScheduler struct {
+	ar       *archive.Reader
+	sem      *semaphore.Weighted
+	dryRun   bool
+	progress func(n int64)
+
+	mu      sync.Mutex
+	tasks   map[string]*blobTask        // repository + "@" + digest
+	leaders map[digest.Digest]*blobTask // the first task of each digest
+}
+
+func newBlobScheduler(ar *archive.Reader, concurrency int, dryRun bool) *blobScheduler {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	return &blobScheduler{
+		ar:      ar,
+		sem:     semaphore.NewWeighted(int64(concurrency)),
+		dryRun:  dryRun,
+		tasks:   map[string]*blobTask{},
+		leaders: map[digest.Digest]*blobTask{},
+	}
+}
+
+// ensure makes blob desc present in repo, counting its bytes into stats and
+// reporting upload progress to onBytes.
+func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, stats *Stats, onBytes func(int64)) error {
+	key := repo.Name() + "@" + desc.Digest.String()
+	s.mu.Lock()
+	if t, ok := s.tasks[key]; ok {
+		s.mu.Unlock()
+		select {
+		case <-t.done:
+			return t.err
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	t := &blobTask{done: make(chan struct{}), repo: repo.Name()}
+	s.tasks[key] = t
+	leader := s.leaders[desc.Digest]
+	if leader == nil {
+		s.leaders[desc.Digest] = t
+	}
+	s.mu.Unlock()
+
+	t.err = s.transfer(ctx, repo, desc, leader, stats, onBytes)
+	if t.err != nil && leader == nil {
+		// let a later repository lead the next attempt at this digest
+		s.mu.Lock()
+		if s.leaders[desc.Digest] == t {
+			delete(s.leaders, desc.Digest)
+		}
+		s.mu.Unlock()
+	}
+	close(t.done)
+	return t.err
+}
+
+func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, leader *blobTask, stats *Stats, onBytes func(int64)) error {
+	from := ""
+	if leader != nil {
+		select {
+		case <-leader.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if leader.err == nil {
+			from = leader.repo
+		} else if errors.Is(leader.err, archive.ErrDigestMismatch) || errors.Is(leader.err, archive.ErrBlobNotFound) {
+			return leader.err
+		}
+	}
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return context.Cause(ctx)
+	}
+	defer s.sem.Release(1)
+
+	if from == "" || s.dryRun {
+		ok, err := repo.BlobExists(ctx, desc)
+		if err != nil {
+			return err
+		}
+		if ok {
+			atomic.AddInt64(&stats.Present, desc.Size)
+			return nil
+		}
+		if s.dryRun {
+			if from != "" {
+				atomic.AddInt64(&stats.Mounted, desc.Size)
+			} else {
+				atomic.AddInt64(&stats.Uploaded, desc.Size)
+			}
+			return nil
+		}
+	}
+	open := func() (io.ReadCloser, error) {
+		rc, err := s.ar.Open(desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		return &countingReader{rc: rc, onBytes: onBytes}, nil
+	}
+	if from != "" {
+		mounted, err := repo.MountBlob(ctx, desc, from, open)
+		if err != nil {
+			return err
+		}
+		if mounted {
+			atomic.AddInt64(&stats.Mounted, desc.Size)
+		} else {
+			atomic.AddInt64(&stats.Uploaded, desc.Size)
+		}
+		return nil
+	}
+	if err := repo.PushBlob(ctx, desc, open); err != nil {
+		return err
+	}
+	atomic.AddInt64(&stats.Uploaded, desc.Size)
+	return nil
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	rc      io.ReadCloser
+	onBytes func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if n > 0 && c.onBytes != nil {
+		c.onBytes(int64(n))
+	}
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.rc.Close() }

@@ -1,0 +1,148 @@
+package oras
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
+)
+
+// IsHarbor reports whether the registry is Harbor v2 (GET /api/v2.0/ping
+// answers 200). It uses the registry's settled scheme and transport; any
+// answer other than 200 means "not Harbor", a transport failure is an
+// error.
+//
+// References: hangar-load.md 2.6, 5.15.
+func (r *Registry) IsHarbor(ctx context.Context) (bool, error) {
+	if _, _, err := r.scheme(ctx); err != nil {
+		return false, err
+	}
+	p, err := r.get(ctx, r.schemeName(), "/api/v2.0/ping")
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, context.Cause(ctx)
+		}
+		return false, fmt.Errorf("detect harbor: %w", r.connError(err))
+	}
+	r.debugf("registry %s: GET /api/v2.0/ping answered %d", r.host, p.status)
+	return p.status == http.StatusOK, nil
+}
+
+// harborProject is the body of Harbor's project creation; the field order
+// and the string "false" are Hangar's.
+type harborProject struct {
+	ProjectName string `json:"project_name"`
+	Metadata    struct {
+		Public string `json:"public"`
+	} `json:"metadata"`
+}
+
+// EnsureHarborProject creates the Harbor project (private) unless it
+// exists, and reports whether it was created. It authenticates with
+// docker's username and password for the registry (basic auth, as Harbor's
+// API wants); an identity token alone is refused with a clear error.
+//
+// HEAD /api/v2.0/projects?project_name=<p>: 200 exists, 404 create with
+// POST /api/v2.0/projects {"project_name":"<p>","metadata":{"public":"false"}};
+// 201 created, 409 already there.
+//
+// References: hangar-load.md 2.6, 5.15; decisions.md D4, D5.
+func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (created bool, err error) {
+	op := fmt.Sprintf("harbor project %q", project)
+	if project == "" || strings.ContainsAny(project, "/ \t\r\n?#%") {
+		return false, fmt.Errorf("%s: invalid project name", op)
+	}
+	if _, _, err := r.scheme(ctx); err != nil {
+		return false, err
+	}
+	cred, err := r.creds.lookup(r.host)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	if cred != auth.EmptyCredential && (cred.Username == "" || cred.Password == "") {
+		return false, newError(ErrUnauthorized, nil, fmt.Sprintf(
+			"%s: creating harbor projects needs a username and password for %s, and docker has only a token (run `docker login %s` with a username and password)",
+			op, r.host, r.host))
+	}
+	base := r.schemeName() + "://" + r.endpoint + "/api/v2.0/projects"
+
+	status, err := r.harborDo(ctx, http.MethodHead, base+"?project_name="+url.QueryEscape(project), nil, cred)
+	if err != nil {
+		return false, r.mapError(ctx, "check "+op, err, false)
+	}
+	switch status {
+	case http.StatusOK:
+		r.debugf("harbor project %q already exists", project)
+		return false, nil
+	case http.StatusNotFound:
+	default:
+		return false, r.harborStatusError("check "+op, status, cred)
+	}
+
+	var body harborProject
+	body.ProjectName = project
+	body.Metadata.Public = "false"
+	data, err := json.Marshal(body)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	status, err = r.harborDo(ctx, http.MethodPost, base, data, cred)
+	if err != nil {
+		return false, r.mapError(ctx, "create "+op, err, false)
+	}
+	switch status {
+	case http.StatusCreated:
+		r.debugf("created harbor project %q", project)
+		return true, nil
+	case http.StatusConflict:
+		r.debugf("harbor project %q already exists (409)", project)
+		return false, nil
+	default:
+		return false, r.harborStatusError("create "+op, status, cred)
+	}
+}
+
+// harborDo sends one Harbor API request (retried by the transport) and
+// returns its status.
+func (r *Registry) harborDo(ctx context.Context, method, u string, body []byte, cred auth.Credential) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	r.setUserAgent(req)
+	if cred.Username != "" {
+		req.SetBasicAuth(cred.Username, cred.Password)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+func (r *Registry) harborStatusError(op string, status int, cred auth.Credential) error {
+	msg := fmt.Sprintf("%s: %d %s", op, status, http.StatusText(status))
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		if cred == auth.EmptyCredential {
+			return newError(ErrLoginRequired, nil, fmt.Sprintf("%s (run `docker login %s`)", msg, r.host))
+		}
+		return newError(ErrUnauthorized, nil, fmt.Sprintf("%s (the credentials for %s were refused or may not create projects)", msg, r.host))
+	}
+	return fmt.Errorf("%s", msg)
+}

@@ -1,0 +1,111 @@
+// Package plugin is the command layer of docker hangar: the cobra commands
+// `docker hangar load` and `docker hangar load validate`, and the glue that
+// makes the binary a Docker CLI plugin or a standalone program. It only
+// turns flags into loader.Options and results into output and exit codes.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli-plugins/plugin"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+// Version is the release version, set at build time.
+var Version = "dev"
+
+// Metadata describes the plugin to the docker CLI.
+func Metadata() metadata.Metadata {
+	return metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "docker hangar",
+		Version:          Version,
+		ShortDescription: "Load Hangar archives into a registry",
+		URL:              "https://github.com/cnrancher/docker-hangar",
+	}
+}
+
+// NewRootCommand returns the `hangar` command with its subcommands.
+func NewRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hangar",
+		Short:         "Load Hangar archives into a registry",
+		Long:          "docker hangar loads the archives written by `hangar save` into a private registry,\nleaving the registry as `hangar load` would, faster and more reliably.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.AddCommand(newLoadCommand())
+	return root
+}
+
+// Main runs the binary: as a docker CLI plugin when docker starts it, else
+// standalone (`docker-hangar load ...`). It returns the exit status.
+func Main(args []string) int {
+	if !plugin.RunningStandalone() || (len(args) > 0 && args[0] == "hangar") {
+		plugin.Run(func(command.Cli) *cobra.Command { return NewRootCommand() }, Metadata())
+		return 0
+	}
+	root := NewRootCommand()
+	root.Use = "docker-hangar"
+	root.SetArgs(args)
+	return Execute(root, os.Stderr)
+}
+
+// Execute runs a command tree and maps its error to an exit status (a
+// cli.StatusError carries its own), printing the error to stderr.
+func Execute(root *cobra.Command, stderr io.Writer) int {
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		return 0
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
+	var status cli.StatusError
+	if errors.As(err, &status) && status.StatusCode != 0 {
+		return status.StatusCode
+	}
+	return 1
+}
+
+// withInterrupt cancels ctx on the first SIGINT or SIGTERM; a second one
+// exits at once with status 130.
+func withInterrupt(ctx context.Context, stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			fmt.Fprintf(stderr, "Abort: [%v] received, stopping: images not loaded go to the failed list\n", s)
+			fmt.Fprintln(stderr, "Use 'Ctrl-C' again to force exit (not recommended)")
+			cancel(errInterrupted)
+		case <-done:
+			return
+		}
+		select {
+		case <-ch:
+			fmt.Fprintln(stderr, "docker hangar was forced to stop")
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+var errInterrupted = errors.New("interrupted")
