@@ -53,10 +53,18 @@ func (l *Logger) Logf(level Level, img int, format string, args ...any) {
 	if w == nil {
 		return
 	}
+	line := l.Line(level, img, format, args...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	io.WriteString(w, line+"\n")
+}
+
+// Line formats one log line, without its newline.
+func (l *Logger) Line(level Level, img int, format string, args ...any) string {
 	stamp := "-"
-	if !l.HideTime {
+	if l != nil && !l.HideTime {
 		now := time.Now
-		if l.Now != nil {
+		if l != nil && l.Now != nil {
 			now = l.Now
 		}
 		stamp = now().Format("15:04:05")
@@ -67,10 +75,7 @@ func (l *Logger) Logf(level Level, img int, format string, args ...any) {
 		fmt.Fprintf(&b, "[IMG:%d] ", img)
 	}
 	fmt.Fprintf(&b, format, args...)
-	b.WriteByte('\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	io.WriteString(w, b.String())
+	return b.String()
 }
 
 // Infof logs at INFO.
@@ -80,7 +85,11 @@ func (l *Logger) Infof(img int, format string, args ...any) { l.Logf(LevelInfo, 
 func (l *Logger) Warnf(img int, format string, args ...any) { l.Logf(LevelWarn, img, format, args...) }
 
 // Errorf logs at ERRO.
-func (l *Logger) Errorf(img int, format string, args ...any) { l.Logf(LevelError, img, format, args...) }
+func (l *Logger) Errorf(img int, format string, args ...any) {
+	l.Logf(LevelError, img, format, args...)
+}
 
 // Debugf logs at DEBU when Debug is set.
-func (l *Logger) Debugf(img int, format string, args ...any) { l.Logf(LevelDebug, img, format, args...) }
+func (l *Logger) Debugf(img int, format string, args ...any) {
+	l.Logf(LevelDebug, img, format, args...)
+}

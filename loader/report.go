@@ -17,17 +17,17 @@ type Report struct {
 
 // ReportImage is one destination image of a Report.
 type ReportImage struct {
-	Lines       []int               `json:"lines"`
-	Source      string              `json:"source"`
-	Destination string              `json:"destination"`
-	Status      string              `json:"status"`
-	Error       string              `json:"error,omitempty"`
-	Index       string              `json:"indexDigest,omitempty"`
-	Manifests   []ReportManifest    `json:"manifests"`
-	Uploaded    int64               `json:"bytesUploaded"`
-	Mounted     int64               `json:"bytesMounted"`
-	Present     int64               `json:"bytesPresent"`
-	Seconds     float64             `json:"seconds"`
+	Lines       []int            `json:"lines"`
+	Source      string           `json:"source"`
+	Destination string           `json:"destination"`
+	Status      string           `json:"status"`
+	Error       string           `json:"error,omitempty"`
+	Index       string           `json:"indexDigest,omitempty"`
+	Manifests   []ReportManifest `json:"manifests"`
+	Uploaded    int64            `json:"bytesUploaded"`
+	Mounted     int64            `json:"bytesMounted"`
+	Present     int64            `json:"bytesPresent"`
+	Seconds     float64          `json:"seconds"`
 }
 
 // ReportManifest is one manifest of a ReportImage.

@@ -122,8 +122,7 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 	defer stop()
 	res, err := loader.Load(ctx, opts)
 	if err != nil {
-		opts.Log.Logf(loader.LevelFatal, 0, "%v", err)
-		return cli.StatusError{StatusCode: 1}
+		return fatal(opts.Log, err.Error())
 	}
 	if f.report != "" {
 		if err := loader.WriteReport(f.report, res); err != nil {
@@ -142,7 +141,7 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 }
 
 // finishFailed logs and writes the failed list, and returns the exit error.
-func (f *loadFlags) finishFailed(log *loader.Logger, failed []string, title, fatal string) error {
+func (f *loadFlags) finishFailed(log *loader.Logger, failed []string, title, msg string) error {
 	list := ""
 	for _, k := range failed {
 		list += "\n" + k
@@ -153,8 +152,13 @@ func (f *loadFlags) finishFailed(log *loader.Logger, failed []string, title, fat
 	} else {
 		log.Infof(0, "Failed image list exported to %q", f.failed)
 	}
-	log.Logf(loader.LevelFatal, 0, "%s", fatal)
-	return cli.StatusError{StatusCode: 1}
+	return fatal(log, msg)
+}
+
+// fatal returns the error that ends a command with status 1; docker (or
+// Execute) prints it as Hangar's last FATA line.
+func fatal(log *loader.Logger, msg string) error {
+	return cli.StatusError{StatusCode: 1, Status: log.Line(loader.LevelFatal, 0, "%s", msg)}
 }
 
 func printSummary(log *loader.Logger, res *loader.Result) {

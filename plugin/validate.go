@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"github.com/docker/cli/cli"
 	"github.com/spf13/cobra"
 
 	"github.com/cnrancher/docker-hangar/loader"
@@ -25,8 +24,7 @@ index at the image's tag. Prints PASS or an error per image.`,
 			defer stop()
 			res, err := loader.Validate(ctx, opts)
 			if err != nil {
-				opts.Log.Logf(loader.LevelFatal, 0, "%v", err)
-				return cli.StatusError{StatusCode: 1}
+				return fatal(opts.Log, err.Error())
 			}
 			if len(res.Failed) > 0 || ctx.Err() != nil {
 				return f.finishFailed(opts.Log, res.Failed, "Validate failed image list", "some images failed to validate")
