@@ -114,7 +114,7 @@ func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, des
 		}
 		if leader.err == nil {
 			from = leader.repo
-		} else if errors.Is(leader.err, archive.ErrDigestMismatch) || errors.Is(leader.err, archive.ErrBlobNotFound) {
+		} else if errors.Is(leader.err, archive.ErrDigestMismatch) || errors.Is(leader.err, oras.ErrDigestMismatch) || errors.Is(leader.err, archive.ErrBlobNotFound) {
 			return leader.err
 		}
 	}

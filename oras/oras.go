@@ -3,6 +3,22 @@
 // behaves like docker's (TLS, certs.d, loopback plain-HTTP fallback,
 // proxies), retries with backoff, a stall timeout, the login probe and
 // Harbor's project API.
+//
+// A Registry settles its scheme (HTTPS, or plain HTTP where D6 allows it)
+// with the first request, normally Ping's GET /v2/, and keeps it. Requests
+// with a rewindable body (manifests, HEADs, GETs, Harbor calls) are retried
+// by the transport; blob uploads, which stream from the archive, are
+// retried whole (new POST and PUT, open called again) by PushBlob and
+// MountBlob. Up to RegistryOptions.MaxAttempts attempts are made, with
+// exponential backoff and jitter or the registry's Retry-After. 401, 403,
+// 404, content mismatches, source read errors and stalls are never retried.
+//
+// Errors carry a sentinel (ErrNotFound, ErrLoginRequired, ErrUnauthorized,
+// ErrNotRegistry, ErrStalled, ErrTLS, ErrUnreachable, ErrDigestMismatch)
+// for errors.Is, name the operation, blob or manifest and repository, and
+// never hold a secret.
+//
+// References: decisions.md D2, D4, D5, D6; hangar-load.md 2.6, 2.15, 5.15.
 package oras
 
 import (
@@ -16,6 +32,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,7 +110,8 @@ type RegistryOptions struct {
 	//
 	// References: decisions.md D2.
 	StallTimeout time.Duration
-	// MaxAttempts bounds the attempts of each request or upload (>= 1).
+	// MaxAttempts bounds the attempts of each request or upload (>= 1;
+	// smaller values mean 1).
 	MaxAttempts int
 	// Debugf, when set, receives debug lines (never secrets).
 	Debugf func(format string, args ...any)
@@ -171,7 +189,7 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
 	r.transport = newTransport(conf, opts)
-	base := &observer{base: r.transport, debugf: opts.Debugf}
+	base := &observer{base: r.transport, debugf: opts.Debugf, stall: opts.StallTimeout}
 	r.client = &http.Client{Transport: &retry.Transport{Base: base, Policy: func() retry.Policy { return r.policy }}}
 	header := http.Header{}
 	if opts.UserAgent != "" {
@@ -292,16 +310,17 @@ func (r *Registry) wrongCredentials(cause error) error {
 	return newError(ErrUnauthorized, cause, fmt.Sprintf("wrong username or password for %s (run `docker login %s`)", r.host, r.host))
 }
 
-// deniedError adds ErrUnauthorized and a hint to a 401 or 403 answer.
+// deniedError gives a 401 or 403 answer its sentinel and a hint:
+// ErrLoginRequired for a 401 when docker has no credentials for the
+// registry, else ErrUnauthorized.
 func (r *Registry) deniedError(err error) error {
-	if errors.Is(err, ErrUnauthorized) {
+	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
 		return err
 	}
-	hint := fmt.Sprintf("run `docker login %s`", r.host)
-	if cred, cerr := r.creds.lookup(r.host); cerr == nil && cred != auth.EmptyCredential {
-		hint = fmt.Sprintf("the credentials for %s were refused or lack this access", r.host)
+	if cred, cerr := r.creds.lookup(r.host); cerr == nil && cred == auth.EmptyCredential && statusCode(err) == http.StatusUnauthorized {
+		return newError(ErrLoginRequired, err, fmt.Sprintf("%s (run `docker login %s`)", describe(err), r.host))
 	}
-	return newError(ErrUnauthorized, err, fmt.Sprintf("%s (%s)", describe(err), hint))
+	return newError(ErrUnauthorized, err, fmt.Sprintf("%s (the credentials for %s were refused or lack this access)", describe(err), r.host))
 }
 
 // mapError gives a failed request of op its sentinel: ErrUnauthorized,
@@ -547,19 +566,21 @@ func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocisp
 		desc ocispec.Descriptor
 		body []byte
 	)
-	err = r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
+	err = r.reg.retry(ctx, op, func(ctx context.Context, _ context.CancelCauseFunc) error {
 		d, rc, err := repo.FetchReference(ctx, reference)
 		if err != nil {
-			// The transport already retried this request.
-			return newError(errFinal, err, describe(err))
+			var ue *url.Error
+			if errors.As(err, &ue) || !retryableNetError(err) {
+				// The transport already retried this request.
+				return newError(errFinal, err, describe(err))
+			}
+			return err // a body cut while oras read it
 		}
 		defer rc.Close()
 		if d.Size > maxManifestSize {
 			return fmt.Errorf("manifest of %d bytes is larger than %d", d.Size, maxManifestSize)
 		}
-		dog := startWatchdog(r.reg.opts.StallTimeout, cancel)
-		defer dog.stop()
-		b, err := content.ReadAll(&touchReader{r: rc, dog: dog}, d)
+		b, err := content.ReadAll(rc, d)
 		if err != nil {
 			return err
 		}
@@ -576,18 +597,4 @@ func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocisp
 		return ocispec.Descriptor{}, nil, err
 	}
 	return desc, body, nil
-}
-
-// touchReader reports read progress to a watchdog.
-type touchReader struct {
-	r   io.Reader
-	dog *watchdog
-}
-
-func (t *touchReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		t.dog.touch()
-	}
-	return n, err
 }

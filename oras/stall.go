@@ -28,6 +28,7 @@ type watchdog struct {
 	cancel  context.CancelCauseFunc
 	last    atomic.Int64 // UnixNano of the last progress
 	stopped atomic.Bool
+	fired   atomic.Pointer[error]
 	mu      sync.Mutex
 	timer   *time.Timer
 }
@@ -51,7 +52,9 @@ func (w *watchdog) check() {
 	}
 	idle := time.Since(time.Unix(0, w.last.Load()))
 	if idle >= w.timeout {
-		w.cancel(newError(ErrStalled, nil, fmt.Sprintf("transfer stalled: no progress for %s", w.timeout)))
+		err := newError(ErrStalled, nil, fmt.Sprintf("transfer stalled: no progress for %s", w.timeout))
+		w.fired.Store(&err)
+		w.cancel(err)
 		return
 	}
 	w.mu.Lock()
@@ -64,6 +67,17 @@ func (w *watchdog) touch() {
 	if w != nil {
 		w.last.Store(time.Now().UnixNano())
 	}
+}
+
+// err returns the stall error once the watchdog fired, else nil.
+func (w *watchdog) err() error {
+	if w == nil {
+		return nil
+	}
+	if p := w.fired.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // stop ends the watch.

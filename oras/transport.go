@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -156,14 +157,23 @@ func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 }
 
 // observer sits on the base transport: it writes debug lines (method, URL
-// without query, status: never headers or bodies) and records Retry-After
-// for the whole-operation retries of uploads.
+// without query, status: never headers or bodies), records Retry-After for
+// the whole-operation retries of uploads, and, with a stall timeout, watches
+// each response body: a body that makes no progress for the timeout fails
+// its reads with ErrStalled.
 type observer struct {
 	base   http.RoundTripper
 	debugf func(string, ...any)
+	stall  time.Duration
 }
 
 func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var cancel context.CancelCauseFunc
+	if o.stall > 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithCancelCause(req.Context())
+		req = req.WithContext(ctx)
+	}
 	start := time.Now()
 	resp, err := o.base.RoundTrip(req)
 	if o.debugf != nil {
@@ -174,14 +184,55 @@ func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 			o.debugf("%s %s: %s (%s)", req.Method, u, resp.Status, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	if err == nil {
-		if st, ok := req.Context().Value(attemptKey{}).(*attempt); ok {
-			if d := retryAfter(resp); d > 0 {
-				st.setRetryAfter(d)
-			}
+	if err != nil {
+		if cancel != nil {
+			cancel(nil)
+		}
+		return nil, err
+	}
+	if st, ok := req.Context().Value(attemptKey{}).(*attempt); ok {
+		if d := retryAfter(resp); d > 0 {
+			st.setRetryAfter(d)
 		}
 	}
-	return resp, err
+	if cancel != nil {
+		if resp.Body == nil || resp.Body == http.NoBody {
+			cancel(nil)
+		} else {
+			resp.Body = &watchedBody{rc: resp.Body, dog: startWatchdog(o.stall, cancel), cancel: cancel}
+		}
+	}
+	return resp, nil
+}
+
+// watchedBody is a response body under a stall watchdog.
+type watchedBody struct {
+	rc     io.ReadCloser
+	dog    *watchdog
+	cancel context.CancelCauseFunc
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if n > 0 {
+		w.dog.touch()
+	}
+	if err != nil {
+		if serr := w.dog.err(); serr != nil {
+			return n, serr
+		}
+		if err == io.EOF {
+			w.dog.stop()
+		}
+	}
+	return n, err
+}
+
+func (w *watchedBody) Close() error {
+	w.dog.stop()
+	err := w.rc.Close()
+	w.cancel(nil)
+	return err
 }
 
 // retryAfter returns the delay a 429 or 503 response asks for, or 0.
@@ -257,17 +308,20 @@ func (r *Registry) scheme(ctx context.Context) (plainHTTP bool, p *probe, err er
 	if ctx.Err() != nil {
 		return false, nil, context.Cause(ctx)
 	}
-	if !isTLSError(err) {
+	tlsFailed := isTLSError(err)
+	if !r.mode.fallback || !(tlsFailed || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		// An EOF or reset during the handshake may be a plain-HTTP
+		// server too: worth the fallback where it is allowed.
 		return false, nil, r.connError(err)
-	}
-	if !r.mode.fallback {
-		return false, nil, r.tlsError(err)
 	}
 	r.debugf("registry %s: HTTPS failed (%s), trying plain HTTP", r.host, describe(err))
 	p, herr := r.get(ctx, "http", "/v2/")
 	if herr != nil {
 		if ctx.Err() != nil {
 			return false, nil, context.Cause(ctx)
+		}
+		if isHeaderTimeout(herr) {
+			return false, nil, r.connError(herr)
 		}
 		return false, nil, newError(ErrUnreachable, herr, fmt.Sprintf(
 			"cannot reach registry %s: https: %s; http: %s", r.host, describe(err), describe(herr)))
@@ -295,6 +349,8 @@ func (r *Registry) tlsError(err error) error {
 	case isPlainHTTPAnswer(err):
 		cause = "the registry answers plain HTTP"
 		hint = "use --tls-verify=false to allow plain HTTP"
+	case chainHas(err, func(e error) bool { return strings.Contains(e.Error(), "remote error: tls:") }):
+		hint = fmt.Sprintf("the registry refused the client certificate: put client.cert and client.key in %s/%s/", r.systemCertsDir(), r.host)
 	case isUnknownAuthority(err):
 		hint = fmt.Sprintf("use --tls-verify=false or put the CA in %s/%s/ca.crt", r.systemCertsDir(), r.host)
 	default:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,8 @@ import (
 )
 
 var quietOnce sync.Once
+
+var errNotFound = errors.New("not found")
 
 // Options configures a registry.
 type Options struct {
@@ -170,6 +173,9 @@ func State(client *http.Client, base string) ([]Tag, error) {
 			Tags []string `json:"tags"`
 		}
 		if err := getJSON(client, base+"/v2/"+repo+"/tags/list?n=1000", &list); err != nil {
+			if errors.Is(err, errNotFound) {
+				continue // only untagged manifests
+			}
 			return nil, err
 		}
 		for _, tag := range list.Tags {
@@ -288,6 +294,9 @@ func getJSON(client *http.Client, u string, v any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("get %s: %w", u, errNotFound)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("get %s: %s", u, resp.Status)
 	}
