@@ -1,8 +1,11 @@
 package loader_test
 
 import (
+	"encoding/json"
+
 	"bytes"
 	"context"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -182,4 +185,10 @@ func TestFixtureMerge(t *testing.T) {
 		}
 	}
 	assertState(t, reg, filepath.Join(dir, "merge.state.jsonl"))
+}
+
+func parseIndex(body []byte) (ocispec.Index, error) {
+	var idx ocispec.Index
+	err := json.Unmarshal(body, &idx)
+	return idx, err
 }

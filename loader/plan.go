@@ -299,14 +299,14 @@ const tagMain = "\x00main"
 // decides its tag suffix. A non-empty skip explains why the item is skipped.
 func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, att bool, opts Options) (m *Manifest, skip string, err error) {
 	fail := func(format string, args ...any) (*Manifest, string, error) {
-		return nil, "", fmt.Errorf("arch [%s] os [%s]: %s", item.Arch, item.OS, fmt.Sprintf(format, args...))
+		return nil, "", fmt.Errorf("arch [%s] os [%s]: %w", item.Arch, item.OS, fmt.Errorf(format, args...))
 	}
 	if item.Digest.Algorithm() != digest.SHA256 {
-		return fail("manifest %s: %v", item.Digest, archive.ErrUnsupportedDigest)
+		return fail("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
 	}
 	body, err := ar.ReadBlob(item.Digest, maxManifestSize)
 	if err != nil {
-		return fail("read manifest: %v", err)
+		return fail("read manifest: %w", err)
 	}
 	var parsed ocispec.Manifest
 	if err := json.Unmarshal(body, &parsed); err != nil {
@@ -341,7 +341,7 @@ func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, at
 		}
 		size, err := ar.Size(d.Digest)
 		if err != nil {
-			return fail("%v", err)
+			return fail("%w", err)
 		}
 		if size != d.Size {
 			return fail("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
@@ -356,7 +356,7 @@ func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, at
 	if !att {
 		cfgBytes, err := ar.ReadBlob(parsed.Config.Digest, maxManifestSize)
 		if err != nil {
-			return fail("read config: %v", err)
+			return fail("read config: %w", err)
 		}
 		var cfg imageConfig
 		if json.Unmarshal(cfgBytes, &cfg) == nil {

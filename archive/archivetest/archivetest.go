@@ -131,10 +131,13 @@ type Image struct {
 	File *File
 }
 
-// Entry is a raw zip entry.
+// Entry is a raw zip entry, for archives that tests need broken or odd.
 type Entry struct {
-	Name    string
-	Data    []byte
+	// Name is the entry name, written as is (it may be unsafe).
+	Name string
+	// Data is the entry content.
+	Data []byte
+	// Deflate compresses the entry instead of storing it.
 	Deflate bool
 }
 
@@ -184,6 +187,8 @@ type Written struct {
 
 // WrittenImage describes one Image written.
 type WrittenImage struct {
+	// Source and Tag of the index entry (with the chart and file defaults
+	// filled in).
 	Source, Tag string
 	// Manifests holds one item per stored manifest (one for a chart or a
 	// file), in index order.

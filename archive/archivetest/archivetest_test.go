@@ -1,0 +1,254 @@
+package archivetest_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestLayerReader(t *testing.T) {
+	for _, size := range []int64{0, 1, 7, 8, 9, 1000, 1<<20 + 3} {
+		l := archivetest.Layer{Size: size, Seed: size}
+		whole, err := io.ReadAll(archivetest.LayerReader(l))
+		if err != nil || int64(len(whole)) != size {
+			t.Fatalf("size %d: read %d bytes, %v", size, len(whole), err)
+		}
+		if got := archivetest.LayerDigest(l); got != digest.FromBytes(whole) {
+			t.Fatalf("size %d: LayerDigest = %s, want %s", size, got, digest.FromBytes(whole))
+		}
+		for _, bs := range []int{1, 3, 7, 8, 13, 4096} {
+			var got []byte
+			r := archivetest.LayerReader(l)
+			buf := make([]byte, bs)
+			for {
+				n, err := r.Read(buf)
+				got = append(got, buf[:n]...)
+				if err == io.EOF {
+					break
+				}
+			}
+			if !bytes.Equal(got, whole) {
+				t.Fatalf("size %d: reads of %d bytes give other content", size, bs)
+			}
+		}
+	}
+	a := archivetest.LayerDigest(archivetest.Layer{Size: 100, Seed: 1})
+	b := archivetest.LayerDigest(archivetest.Layer{Size: 100, Seed: 2})
+	if a == b {
+		t.Error("seeds 1 and 2 give the same layer")
+	}
+	data := []byte("raw")
+	if archivetest.LayerDigest(archivetest.Layer{Data: data, Size: 99, Seed: 1}) != digest.FromBytes(data) {
+		t.Error("Data is not used as is")
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	var files [][]byte
+	for _, name := range []string{"a.zip", "b.zip"} {
+		w, err := archivetest.Write(filepath.Join(dir, name), archivetest.Sample(), archivetest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(w.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, data)
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Error("two writes of the same images differ")
+	}
+}
+
+func TestLayout(t *testing.T) {
+	w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), archivetest.Sample(), archivetest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.OpenReader(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	files := make(map[string]*zip.File)
+	for i, zf := range zr.File {
+		files[zf.Name] = zf
+		if zf.Name != w.Entries[i] {
+			t.Fatalf("entry %d is %s, Written says %s", i, zf.Name, w.Entries[i])
+		}
+		if zf.Method != zip.Store || zf.Flags&0x8 == 0 {
+			t.Errorf("%s: method %d, flags %#x", zf.Name, zf.Method, zf.Flags)
+		}
+		if hasExtra := len(zf.Extra) > 0; hasExtra != (zf.Name != "index.json") {
+			t.Errorf("%s: extended timestamp = %v", zf.Name, hasExtra)
+		}
+	}
+	if last := zr.File[len(zr.File)-1].Name; last != "index.json" {
+		t.Errorf("last entry is %s", last)
+	}
+	read := func(name string) []byte {
+		t.Helper()
+		zf := files[name]
+		if zf == nil {
+			t.Fatalf("no entry %s", name)
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if !bytes.Equal(read("index.json"), w.IndexJSON) || bytes.Contains(w.IndexJSON, []byte("\n")) {
+		t.Error("index.json is not the compact index")
+	}
+	for i, wi := range w.Images {
+		artifact := i >= 4 // Sample: file and chart last
+		for _, wm := range wi.Manifests {
+			hex := wm.Descriptor.Digest.Encoded()
+			want := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"` +
+				wm.Descriptor.MediaType + `","digest":"` + string(wm.Descriptor.Digest) + `","size":` + itoa(wm.Descriptor.Size) + `}]}`
+			if artifact {
+				want = strings.Replace(want, `"mediaType":"application/vnd.oci.image.index.v1+json",`, "", 1)
+			}
+			if got := string(read(hex + "/index.json")); got != want {
+				t.Errorf("%s/index.json:\n got %s\nwant %s", hex, got, want)
+			}
+			if got := string(read(hex + "/oci-layout")); got != `{"imageLayoutVersion":"1.0.0"}` {
+				t.Errorf("oci-layout = %s", got)
+			}
+			if !bytes.Equal(read(archive.BlobPrefix+hex), wm.Bytes) {
+				t.Errorf("manifest %s differs", hex)
+			}
+			if artifact != bytes.Contains(wm.Bytes, []byte("\n  ")) {
+				t.Errorf("manifest %s: indented = %v, want %v", hex, !artifact, artifact)
+			}
+			var m ocispec.Manifest
+			if err := json.Unmarshal(wm.Bytes, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Config.Digest != wm.Config.Digest || len(m.Layers) != len(wm.Layers) {
+				t.Errorf("manifest %s does not match its description", hex)
+			}
+		}
+	}
+	// Chart and file details.
+	file, chart := w.Images[4].Manifests[0], w.Images[5].Manifests[0]
+	if w.Images[4].Source != "docker.io/hangar-file/notes.txt" || w.Images[4].Tag != "latest" ||
+		w.Images[5].Source != "docker.io/hangar-helm/demo" || w.Images[5].Tag != "0.1.7" {
+		t.Errorf("chart/file refs = %+v %+v", w.Images[4], w.Images[5])
+	}
+	if file.Config.MediaType != archivetest.MediaTypeHelmConfig || file.Layers[0].MediaType != archivetest.MediaTypeHangarFile ||
+		chart.Config.MediaType != archivetest.MediaTypeHelmConfig || chart.Layers[0].MediaType != archivetest.MediaTypeHelmChart {
+		t.Error("chart/file media types")
+	}
+	// Same config bytes as Hangar v1.9.4 wrote in basic.zip.
+	if file.Config.Digest != "sha256:1fcd1fdbeb2365e0f30a44e9b6d5d7cde92ba1ede23c801c96bdd2c1171a4f48" ||
+		chart.Config.Digest != "sha256:16a251ce1ae9497ca51f0da5c4d6f1a72422d2dad16ea7526b502596803b8402" {
+		t.Errorf("chart/file configs differ from Hangar's: %s %s", file.ConfigBytes, chart.ConfigBytes)
+	}
+	idx := w.Index
+	if idx.List[4].ArchList != nil || idx.List[4].Images[0].Arch != "" || idx.List[5].Images[0].Annotations["org.opencontainers.image.vendor"] != "hangar" {
+		t.Errorf("chart/file index entries: %+v %+v", idx.List[4], idx.List[5])
+	}
+	// The shared base layer is stored once.
+	base := archivetest.LayerDigest(archivetest.Layer{Size: 4096, Seed: 1})
+	n := 0
+	for _, name := range w.Entries {
+		if name == archive.BlobPrefix+base.Encoded() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("shared layer stored %d times", n)
+	}
+}
+
+func TestWriteErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		image archivetest.Image
+	}{
+		{"attestation first", archivetest.Image{Source: "a/b", Manifests: []archivetest.Manifest{{Attestation: true}}}},
+		{"chart and manifests", archivetest.Image{Source: "a/b", Chart: &archivetest.Chart{}, Manifests: []archivetest.Manifest{{}}}},
+		{"chart and file", archivetest.Image{Chart: &archivetest.Chart{}, File: &archivetest.File{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{tt.image}, archivetest.Options{}); err == nil {
+				t.Error("Write succeeded")
+			}
+		})
+	}
+}
+
+func TestFlipEntryByte(t *testing.T) {
+	w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), archivetest.Sample()[:1], archivetest.Options{
+		Extra: []archivetest.Entry{{Name: "deflated", Data: []byte("abc"), Deflate: true}, {Name: "empty", Data: []byte{}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"deflated", "empty", "absent"} {
+		if err := archivetest.FlipEntryByte(w.Path, name, -1); err == nil {
+			t.Errorf("FlipEntryByte(%s) succeeded", name)
+		}
+	}
+	before, _ := os.ReadFile(w.Path)
+	d := w.Images[0].Manifests[0].Layers[0].Digest
+	if err := archivetest.FlipByte(w.Path, d); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(w.Path)
+	diff := 0
+	for i := range before {
+		if before[i] != after[i] {
+			diff++
+		}
+	}
+	if diff != 1 {
+		t.Errorf("%d bytes changed", diff)
+	}
+}
+
+// TestLargeArchiveMemory checks that generated layers are streamed.
+func TestLargeArchiveMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 64 MiB")
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{
+		Source: "docker.io/a/b", Tag: "1",
+		Manifests: []archivetest.Manifest{{Layers: []archivetest.Layer{{Size: 32 << 20, Seed: 1}, {Size: 32 << 20, Seed: 2}}}},
+	}}, archivetest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("writing 64 MiB of layers allocated %d bytes", alloc)
+	}
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,712 @@
+package archive_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestFixtureBasic(t *testing.T) {
+	dir := fixtureDir(t)
+	r := open(t, filepath.Join(dir, "basic.zip"))
+	idx := r.Index()
+	if idx.Version != "v1.2.0" || idx.Time != "2026-11-29T11:18:05.819090436Z" {
+		t.Errorf("version, time = %q, %q", idx.Version, idx.Time)
+	}
+	type entry struct {
+		ref   string
+		items int
+	}
+	want := []entry{
+		{"127.0.0.1:5557/rancher/app01:v1.0.0", 2},
+		{"127.0.0.1:5557/library/app00:v1.0.0", 4},
+		{"127.0.0.1:5557/cnrancher/app02:v1.0.0", 4},
+		{"127.0.0.1:5557/extra/nested/tool:1.0", 3},
+		{"127.0.0.1:5557/library/app03:v1.0.0", 4},
+		{"127.0.0.1:5557/library/tool:1.0", 1},
+		{"docker.io/hangar-file/notes.txt:latest", 1},
+		{"docker.io/hangar-helm/demo:0.1.7", 1},
+	}
+	var got []entry
+	for _, img := range idx.List {
+		got = append(got, entry{img.Ref(), len(img.Images)})
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries:\n got %v\nwant %v", got, want)
+	}
+
+	// Spot checks of item fields.
+	app01 := idx.List[0].Images[1]
+	if app01.Arch != "arm64" || app01.OS != "linux" || app01.Variant != "v8" ||
+		app01.MediaType != "application/vnd.docker.distribution.manifest.v2+json" ||
+		app01.Digest != "sha256:69528f36de0d8b4525220092dd2756da17b66c5f9c68cd1c4cf44173e1d77500" ||
+		len(app01.Layers) != 4 || app01.Annotations != nil {
+		t.Errorf("app01 arm64 item = %+v", app01)
+	}
+	att := idx.List[1].Images[1]
+	if att.Arch != "unknown" || att.OS != "unknown" ||
+		att.Annotations["vnd.docker.reference.type"] != "attestation-manifest" ||
+		att.Annotations["vnd.docker.reference.digest"] != string(idx.List[1].Images[0].Digest) {
+		t.Errorf("app00 attestation item = %+v", att)
+	}
+	win := idx.List[3].Images[2]
+	if win.OS != "windows" || win.OSVersion != "10.0.17763.5576" {
+		t.Errorf("windows item = %+v", win)
+	}
+	chart := idx.List[7]
+	if chart.ArchList != nil || chart.OSList != nil || chart.Images[0].Arch != "" ||
+		chart.Images[0].Annotations["org.opencontainers.image.version"] != "0.1.7" {
+		t.Errorf("chart entry = %+v", chart)
+	}
+
+	// Every blob reads back verified, every layout is consistent.
+	ds := indexDigests(idx)
+	if len(ds) < 50 {
+		t.Fatalf("only %d digests", len(ds))
+	}
+	for _, d := range ds {
+		data, err := readAll(r, d)
+		if err != nil {
+			t.Fatalf("read %s: %v", d, err)
+		}
+		if got := digest.FromBytes(data); got != d {
+			t.Fatalf("read %s: got content of %s", d, got)
+		}
+		size, err := r.Size(d)
+		if err != nil || size != int64(len(data)) {
+			t.Fatalf("Size(%s) = %d, %v; read %d bytes", d, size, err, len(data))
+		}
+	}
+	for _, img := range idx.List {
+		for _, m := range img.Images {
+			if err := r.CheckLayout(m.Digest); err != nil {
+				t.Errorf("CheckLayout: %v", err)
+			}
+			if _, err := r.ReadBlob(m.Digest, 4<<20); err != nil {
+				t.Errorf("ReadBlob(%s): %v", m.Digest, err)
+			}
+		}
+	}
+}
+
+func TestFixtureMerge(t *testing.T) {
+	dir := fixtureDir(t)
+	for _, name := range []string{"amd64.zip", "arm64.zip"} {
+		t.Run(name, func(t *testing.T) {
+			r := open(t, filepath.Join(dir, name))
+			if n := len(r.Index().List); n != 3 {
+				t.Errorf("%d entries, want 3", n)
+			}
+			for _, d := range indexDigests(r.Index()) {
+				if _, err := readAll(r, d); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestGenerated(t *testing.T) {
+	for _, deflate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deflate=%v", deflate), func(t *testing.T) {
+			w := write(t, archivetest.Sample(), archivetest.Options{Deflate: deflate})
+			r := open(t, w.Path)
+			if !reflect.DeepEqual(*r.Index(), w.Index) {
+				t.Fatalf("index:\n got %+v\nwant %+v", *r.Index(), w.Index)
+			}
+			for _, wi := range w.Images {
+				for _, wm := range wi.Manifests {
+					check := func(d digest.Digest, want []byte) {
+						t.Helper()
+						got, err := r.ReadBlob(d, 1<<20)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !bytes.Equal(got, want) {
+							t.Fatalf("blob %s differs", d)
+						}
+					}
+					check(wm.Descriptor.Digest, wm.Bytes)
+					check(wm.Config.Digest, wm.ConfigBytes)
+					for _, l := range wm.Layers {
+						data, err := readAll(r, l.Digest)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if int64(len(data)) != l.Size || digest.FromBytes(data) != l.Digest {
+							t.Fatalf("layer %s: %d bytes, want %d", l.Digest, len(data), l.Size)
+						}
+					}
+					if err := r.CheckLayout(wm.Descriptor.Digest); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			for d, size := range w.Blobs {
+				got, err := r.Size(d)
+				if err != nil || got != size {
+					t.Errorf("Size(%s) = %d, %v, want %d", d, got, err, size)
+				}
+			}
+		})
+	}
+}
+
+// TestDamaged covers archives that Open must refuse.
+func TestDamaged(t *testing.T) {
+	sample := func(t *testing.T, opts archivetest.Options) string {
+		return write(t, archivetest.Sample(), opts).Path
+	}
+	raw := func(data []byte) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			path := filepath.Join(t.TempDir(), "x.zip")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
+	mutate := func(fn func(*archive.Index)) func(t *testing.T) string {
+		return func(t *testing.T) string { return sample(t, archivetest.Options{Mutate: fn}) }
+	}
+	extra := func(name string) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			return sample(t, archivetest.Options{Extra: []archivetest.Entry{{Name: name, Data: []byte("x")}}})
+		}
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("saved-images-list.json"))
+	zw.Close()
+
+	tests := []struct {
+		name    string
+		archive func(t *testing.T) string
+		want    error
+		msg     string // substring of the message
+	}{
+		{"not a zip", raw([]byte("hello, world\n")), archive.ErrNotArchive, "x.zip: not a hangar archive: zip: not a valid zip file"},
+		{"empty file", raw(nil), archive.ErrNotArchive, "not a hangar archive"},
+		{"old gzip format", raw(gz.Bytes()), archive.ErrNotArchive, "hangar v1.6"},
+		{"truncated half", func(t *testing.T) string {
+			p := sample(t, archivetest.Options{})
+			fi, _ := os.Stat(p)
+			if err := os.Truncate(p, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, archive.ErrNotArchive, "not a valid zip file"},
+		{"truncated by one byte", func(t *testing.T) string {
+			p := sample(t, archivetest.Options{})
+			fi, _ := os.Stat(p)
+			if err := os.Truncate(p, fi.Size()-1); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, archive.ErrNotArchive, ""},
+		{"no index.json", func(t *testing.T) string { return sample(t, archivetest.Options{NoIndex: true}) }, archive.ErrNoIndex, "archive has no index.json"},
+		{"index.json in a directory only", func(t *testing.T) string {
+			return sample(t, archivetest.Options{NoIndex: true, Extra: []archivetest.Entry{{Name: "x/index.json", Data: []byte(`{"version":"v1.2.0"}`)}}})
+		}, archive.ErrNoIndex, ""},
+		{"bad json", func(t *testing.T) string { return sample(t, archivetest.Options{IndexJSON: []byte(`{"list":[`)}) }, archive.ErrInvalidIndex, "invalid archive index: unexpected end of JSON input"},
+		{"json array", func(t *testing.T) string { return sample(t, archivetest.Options{IndexJSON: []byte(`[]`)}) }, archive.ErrInvalidIndex, ""},
+		{"version v1.1.0", mutate(func(x *archive.Index) { x.Version = "v1.1.0" }), archive.ErrUnsupportedVersion,
+			"archive index version v1.1.0 is not supported: supported versions are v1.2.0 up to v2.0.0 (exclusive)"},
+		{"version v2.0.0", mutate(func(x *archive.Index) { x.Version = "v2.0.0" }), archive.ErrUnsupportedVersion, "version v2.0.0 is not supported"},
+		{"version empty", mutate(func(x *archive.Index) { x.Version = "" }), archive.ErrUnsupportedVersion, "archive index has no version"},
+		{"version banana", mutate(func(x *archive.Index) { x.Version = "banana" }), archive.ErrUnsupportedVersion, "version banana is not a valid semantic version"},
+		{"layer digest without colon", mutate(func(x *archive.Index) { x.List[1].Images[0].Layers[1] = "sha256abc" }), archive.ErrInvalidIndex,
+			`image docker.io/library/app00:v1.0.0: images[0]: invalid layers[1] digest sha256abc`},
+		{"config digest bad hex", mutate(func(x *archive.Index) {
+			x.List[0].Images[0].Config = digest.Digest("sha256:" + strings.Repeat("z", 64))
+		}), archive.ErrInvalidIndex,
+			"invalid config digest sha256:zzzz"},
+		{"manifest digest upper case", mutate(func(x *archive.Index) {
+			x.List[2].Images[0].Digest = digest.Digest("sha256:" + strings.Repeat("A", 64))
+		}), archive.ErrInvalidIndex,
+			"image docker.io/library/tool:1.0"},
+		{"empty source", mutate(func(x *archive.Index) { x.List[0].Source = "" }), archive.ErrInvalidIndex, "list item 1: empty source"},
+		{"unsafe ../x", extra("../x"), archive.ErrUnsafeName, `unsafe entry name in archive: "../x"`},
+		{"unsafe nested ..", extra("share/../../x"), archive.ErrUnsafeName, `"share/../../x"`},
+		{"unsafe /abs", extra("/abs"), archive.ErrUnsafeName, `"/abs"`},
+		{"unsafe backslash", extra(`a\b`), archive.ErrUnsafeName, `"a\\b"`},
+		{"unsafe empty name", extra(""), archive.ErrUnsafeName, `""`},
+		{"unsafe volume", extra("C:/x"), archive.ErrUnsafeName, ""},
+		{"index too large (declared)", func(t *testing.T) string {
+			p := sample(t, archivetest.Options{})
+			patchCentral(t, p, "index.json", func(rec []byte) {
+				binary.LittleEndian.PutUint32(rec[24:], archive.MaxIndexSize+1)
+			})
+			return p
+		}, archive.ErrIndexTooLarge, "index.json is 268435457 bytes, the limit is 268435456"},
+		{"index checksum", func(t *testing.T) string {
+			p := sample(t, archivetest.Options{})
+			flipRaw(t, p, "index.json")
+			return p
+		}, archive.ErrInvalidIndex, "checksum"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.archive(t)
+			r, err := archive.Open(path)
+			if err == nil {
+				r.Close()
+				t.Fatalf("Open succeeded, want %v", tt.want)
+			}
+			wantErr(t, err, tt.want)
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("message %q does not contain %q", err, tt.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "open "+path+": ") {
+				t.Errorf("message %q does not start with the path", err)
+			}
+		})
+	}
+}
+
+func TestOpenMissingFile(t *testing.T) {
+	_, err := archive.Open(filepath.Join(t.TempDir(), "nope.zip"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("error = %v, want not exist", err)
+	}
+	_, err = archive.Open(t.TempDir())
+	wantErr(t, err, archive.ErrNotArchive)
+}
+
+func TestAcceptedVersions(t *testing.T) {
+	for _, v := range []string{"v1.2.0", "1.2.0", "v1.3.0", "v1.99.0", "v1.2.1-rc1", "v1.2.0+build.5", "v1.2"} {
+		t.Run(v, func(t *testing.T) {
+			w := write(t, nil, archivetest.Options{Version: v})
+			r := open(t, w.Path)
+			if r.Index().Version != v || len(r.Index().List) != 0 {
+				t.Errorf("index = %+v", r.Index())
+			}
+		})
+	}
+}
+
+// sharedImages returns two images that share a layer, with a larger layer.
+func sharedImages() []archivetest.Image {
+	shared := archivetest.Layer{Size: 300 << 10, Seed: 7}
+	return []archivetest.Image{
+		{Source: "docker.io/library/a", Tag: "1", Manifests: []archivetest.Manifest{{Layers: []archivetest.Layer{shared, {Size: 5000, Seed: 1}}}}},
+		{Source: "docker.io/library/b", Tag: "1", Manifests: []archivetest.Manifest{{Layers: []archivetest.Layer{shared, {Size: 6000, Seed: 2}}}}},
+	}
+}
+
+func TestMissingBlob(t *testing.T) {
+	gone := archivetest.LayerDigest(archivetest.Layer{Size: 5000, Seed: 1})
+	w := write(t, sharedImages(), archivetest.Options{OmitBlobs: []digest.Digest{gone}})
+	r := open(t, w.Path)
+	if _, ok := w.Blobs[gone]; ok {
+		t.Fatal("omitted blob listed as written")
+	}
+	_, err := r.Size(gone)
+	wantErr(t, err, archive.ErrBlobNotFound)
+	if !strings.Contains(err.Error(), string(gone)) {
+		t.Errorf("message %q does not name the digest", err)
+	}
+	_, err = r.Open(gone)
+	wantErr(t, err, archive.ErrBlobNotFound)
+	_, err = r.ReadBlob(gone, 1<<20)
+	wantErr(t, err, archive.ErrBlobNotFound)
+	// The rest of the archive is fine.
+	for d := range w.Blobs {
+		if _, err := readAll(r, d); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestCorruptBlob(t *testing.T) {
+	for _, deflate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deflate=%v", deflate), func(t *testing.T) {
+			bad := archivetest.LayerDigest(archivetest.Layer{Size: 300 << 10, Seed: 7})
+			w := write(t, sharedImages(), archivetest.Options{Deflate: deflate})
+			if deflate {
+				flipRaw(t, w.Path, blobName(bad))
+			} else if err := archivetest.FlipByte(w.Path, bad); err != nil {
+				t.Fatal(err)
+			}
+			r := open(t, w.Path)
+
+			// Small reads succeed until the end, where the error comes
+			// instead of the last bytes.
+			rc, err := r.Open(bad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int64
+			buf := make([]byte, 1000)
+			for {
+				m, err := rc.Read(buf)
+				n += int64(m)
+				if err == nil {
+					continue
+				}
+				wantErr(t, err, archive.ErrDigestMismatch)
+				if !deflate {
+					want := fmt.Sprintf("blob %s in archive is corrupt: content does not match its digest", bad)
+					if err.Error() != want {
+						t.Errorf("message = %q, want %q", err, want)
+					}
+				}
+				break
+			}
+			if n >= 300<<10 {
+				t.Errorf("all %d bytes delivered before the error", n)
+			}
+			if _, err := rc.Read(buf); !errors.Is(err, archive.ErrDigestMismatch) {
+				t.Errorf("error is not sticky: %v", err)
+			}
+			rc.Close()
+
+			_, err = r.ReadBlob(bad, 1<<20)
+			wantErr(t, err, archive.ErrDigestMismatch)
+			_, err = readAll(r, bad)
+			wantErr(t, err, archive.ErrDigestMismatch)
+
+			// io.Copy goes through WriteTo.
+			rc, _ = r.Open(bad)
+			var out bytes.Buffer
+			copied, err := io.Copy(&out, rc)
+			rc.Close()
+			wantErr(t, err, archive.ErrDigestMismatch)
+			if copied >= 300<<10 {
+				t.Errorf("WriteTo wrote the whole corrupt blob")
+			}
+
+			// Only that blob is affected.
+			for d := range w.Blobs {
+				if d == bad {
+					continue
+				}
+				if _, err := readAll(r, d); err != nil {
+					t.Errorf("blob %s: %v", d, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBadEntries(t *testing.T) {
+	big := archivetest.LayerDigest(archivetest.Layer{Size: 300 << 10, Seed: 7})
+	other := digest.FromString("other")
+	tests := []struct {
+		name  string
+		opts  archivetest.Options
+		patch func(t *testing.T, path string)
+		d     digest.Digest
+		want  error
+	}{
+		{"entry past the end of file", archivetest.Options{}, func(t *testing.T, p string) {
+			patchCentral(t, p, blobName(big), func(rec []byte) {
+				binary.LittleEndian.PutUint32(rec[20:], 1<<30)
+				binary.LittleEndian.PutUint32(rec[24:], 1<<30)
+			})
+		}, big, archive.ErrDigestMismatch},
+		{"stored sizes disagree", archivetest.Options{}, func(t *testing.T, p string) {
+			patchCentral(t, p, blobName(big), func(rec []byte) { binary.LittleEndian.PutUint32(rec[24:], 10) })
+		}, big, archive.ErrDigestMismatch},
+		{"shorter than its digest", archivetest.Options{}, func(t *testing.T, p string) {
+			patchCentral(t, p, blobName(big), func(rec []byte) {
+				binary.LittleEndian.PutUint32(rec[20:], 1000)
+				binary.LittleEndian.PutUint32(rec[24:], 1000)
+			})
+		}, big, archive.ErrDigestMismatch},
+		{"bad local header", archivetest.Options{}, func(t *testing.T, p string) {
+			patchCentral(t, p, blobName(big), func(rec []byte) { binary.LittleEndian.PutUint32(rec[42:], 1) })
+		}, big, archive.ErrDigestMismatch},
+		{"empty entry with a wrong digest", archivetest.Options{Extra: []archivetest.Entry{{Name: blobName(other), Data: []byte{}}}}, nil, other, archive.ErrDigestMismatch},
+		{"deflated entry with a wrong digest", archivetest.Options{Extra: []archivetest.Entry{{Name: blobName(other), Data: []byte("not other"), Deflate: true}}}, nil, other, archive.ErrDigestMismatch},
+		{"unknown compression method", archivetest.Options{}, func(t *testing.T, p string) {
+			patchCentral(t, p, blobName(big), func(rec []byte) { binary.LittleEndian.PutUint16(rec[10:], 99) })
+		}, big, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := write(t, sharedImages(), tt.opts)
+			if tt.patch != nil {
+				tt.patch(t, w.Path)
+			}
+			r := open(t, w.Path)
+			_, err := readAll(r, tt.d)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatal("read succeeded")
+				}
+				t.Logf("error: %v", err)
+				return
+			}
+			wantErr(t, err, tt.want)
+			t.Logf("error: %v", err)
+			_, err = r.ReadBlob(tt.d, 1<<30)
+			wantErr(t, err, tt.want)
+		})
+	}
+}
+
+func TestDigestArguments(t *testing.T) {
+	w := write(t, sharedImages(), archivetest.Options{})
+	r := open(t, w.Path)
+	tests := []struct {
+		d    digest.Digest
+		want error
+	}{
+		{"", archive.ErrInvalidDigest},
+		{"nocolon", archive.ErrInvalidDigest},
+		{"sha256:", archive.ErrInvalidDigest},
+		{"sha256:abc", archive.ErrInvalidDigest},
+		{digest.Digest("sha256:" + strings.Repeat("G", 64)), archive.ErrInvalidDigest},
+		{digest.Digest("sha256:../../" + strings.Repeat("a", 58)), archive.ErrInvalidDigest},
+		{digest.SHA512.FromString("x"), archive.ErrUnsupportedDigest},
+		{"md5:d41d8cd98f00b204e9800998ecf8427e", archive.ErrUnsupportedDigest},
+		{digest.FromString("absent"), archive.ErrBlobNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.d), func(t *testing.T) {
+			_, err := r.Size(tt.d)
+			wantErr(t, err, tt.want)
+			_, err = r.Open(tt.d)
+			wantErr(t, err, tt.want)
+			_, err = r.ReadBlob(tt.d, 100)
+			wantErr(t, err, tt.want)
+		})
+	}
+}
+
+func TestReadBlobLimit(t *testing.T) {
+	w := write(t, sharedImages(), archivetest.Options{})
+	r := open(t, w.Path)
+	d := w.Images[0].Manifests[0].Layers[1].Digest // 5000 bytes
+	if _, err := r.ReadBlob(d, 4999); !errors.Is(err, archive.ErrBlobTooLarge) {
+		t.Fatalf("error = %v, want ErrBlobTooLarge", err)
+	}
+	if data, err := r.ReadBlob(d, 5000); err != nil || len(data) != 5000 {
+		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
+	}
+}
+
+func TestEmptyBlob(t *testing.T) {
+	empty := []archivetest.Layer{{Data: []byte{}}}
+	w := write(t, []archivetest.Image{{Source: "docker.io/library/e", Tag: "1", Manifests: []archivetest.Manifest{{Layers: empty}}}}, archivetest.Options{})
+	r := open(t, w.Path)
+	d := digest.FromBytes(nil)
+	data, err := r.ReadBlob(d, 0)
+	if err != nil || len(data) != 0 {
+		t.Fatalf("ReadBlob = %q, %v", data, err)
+	}
+	if data, err := readAll(r, d); err != nil || len(data) != 0 {
+		t.Fatalf("read = %q, %v", data, err)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	images := archivetest.Sample()[:1]
+	images = append(images, images[0]) // same source:tag twice
+	first := []byte(`{"version":"v1.3.0","list":[{"source":"docker.io/x/y","tag":"1"}]}`)
+	w := write(t, images, archivetest.Options{Extra: []archivetest.Entry{{Name: "index.json", Data: first}}})
+	r := open(t, w.Path)
+	// The first index.json of the central directory wins, as in Hangar.
+	if r.Index().Version != "v1.3.0" {
+		t.Errorf("version = %q, want the first index.json", r.Index().Version)
+	}
+	if len(w.Index.List) != 2 || w.Index.List[0].Ref() != w.Index.List[1].Ref() {
+		t.Errorf("written index = %+v", w.Index.List)
+	}
+	// Blobs and layouts are written once.
+	seen := make(map[string]bool)
+	for _, name := range w.Entries {
+		if seen[name] && name != "index.json" {
+			t.Errorf("entry %s written twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+func TestIndexEntryNames(t *testing.T) {
+	// Case-insensitive keys and unknown fields, as Hangar's encoding/json.
+	data := []byte(`{"VERSION":"v1.2.0","Time":"x","extra":1,"List":[{"Source":"docker.io/a/b","TAG":"1","Images":[{"Digest":"` +
+		string(digest.FromString("m")) + `","LAYERS":[],"unknown":{"a":[1,2]}}]}]}`)
+	w := write(t, nil, archivetest.Options{IndexJSON: data})
+	r := open(t, w.Path)
+	idx := r.Index()
+	if idx.Version != "v1.2.0" || len(idx.List) != 1 || idx.List[0].Ref() != "docker.io/a/b:1" ||
+		idx.List[0].Images[0].Digest != digest.FromString("m") {
+		t.Errorf("index = %+v", idx)
+	}
+}
+
+func TestZip64(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 65,600 entries")
+	}
+	extra := make([]archivetest.Entry, 65600)
+	for i := range extra {
+		extra[i] = archivetest.Entry{Name: fmt.Sprintf("pad/%05d", i), Data: []byte{}}
+	}
+	w := write(t, sharedImages(), archivetest.Options{Extra: extra})
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data[len(data)-200:], []byte{'P', 'K', 6, 6}) {
+		t.Fatal("no zip64 end of central directory record")
+	}
+	r := open(t, w.Path)
+	for d := range w.Blobs {
+		if _, err := readAll(r, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConcurrentReads(t *testing.T) {
+	for _, deflate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deflate=%v", deflate), func(t *testing.T) {
+			layer := archivetest.Layer{Size: 1 << 20, Seed: 99}
+			want := archivetest.LayerDigest(layer)
+			w := write(t, []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{{Layers: []archivetest.Layer{layer}}}}},
+				archivetest.Options{Deflate: deflate})
+			r := open(t, w.Path)
+			var wg sync.WaitGroup
+			errs := make(chan error, 32)
+			for i := range 32 {
+				wg.Go(func() {
+					h := sha256.New()
+					var err error
+					if i%2 == 0 {
+						var rc io.ReadCloser
+						if rc, err = r.Open(want); err == nil {
+							_, err = io.Copy(h, rc)
+							rc.Close()
+						}
+					} else {
+						var data []byte
+						data, err = r.ReadBlob(want, 2<<20)
+						h.Write(data)
+					}
+					if err == nil && digest.NewDigest(digest.SHA256, h) != want {
+						err = errors.New("wrong content")
+					}
+					errs <- err
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+func TestClosed(t *testing.T) {
+	w := write(t, sharedImages(), archivetest.Options{})
+	r, err := archive.Open(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := w.Images[0].Manifests[0].Layers[0].Digest
+	rc, err := r.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := io.ReadAll(rc); err == nil {
+		t.Error("read after Close succeeded")
+	}
+	if _, err := r.ReadBlob(d, 1<<20); err == nil {
+		t.Error("ReadBlob after Close succeeded")
+	}
+	rc.Close()
+	if _, err := rc.Read(make([]byte, 1)); err == nil || err == io.EOF {
+		t.Errorf("read of a closed blob reader: %v", err)
+	}
+}
+
+func TestCheckLayout(t *testing.T) {
+	img := sharedImages()[:1]
+	m := func(w *archivetest.Written) digest.Digest { return w.Images[0].Manifests[0].Descriptor.Digest }
+	ref := write(t, img, archivetest.Options{})
+	md := m(ref)
+	hex := md.Encoded()
+	tests := []struct {
+		name string
+		opts archivetest.Options
+		want error
+	}{
+		{"ok", archivetest.Options{}, nil},
+		{"no index.json", archivetest.Options{Omit: func(n string) bool { return n == hex+"/index.json" }}, archive.ErrInvalidLayout},
+		{"no oci-layout", archivetest.Options{Omit: func(n string) bool { return n == hex+"/oci-layout" }}, archive.ErrInvalidLayout},
+		{"wrong digest", archivetest.Options{
+			Omit:  func(n string) bool { return n == hex+"/index.json" },
+			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{"digest":"` + string(digest.FromString("x")) + `","size":1}]}`)}},
+		}, archive.ErrInvalidLayout},
+		{"two descriptors", archivetest.Options{
+			Omit:  func(n string) bool { return n == hex+"/index.json" },
+			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{},{}]}`)}},
+		}, archive.ErrInvalidLayout},
+		{"bad json", archivetest.Options{
+			Omit:  func(n string) bool { return n == hex+"/index.json" },
+			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{`)}},
+		}, archive.ErrInvalidLayout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := write(t, img, tt.opts)
+			r := open(t, w.Path)
+			wantErr(t, r.CheckLayout(md), tt.want)
+		})
+	}
+	r := open(t, ref.Path)
+	wantErr(t, r.CheckLayout("bad"), archive.ErrInvalidDigest)
+	wantErr(t, r.CheckLayout(digest.FromString("none")), archive.ErrInvalidLayout)
+}
+
+func TestPlatformConfig(t *testing.T) {
+	plat := ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.5576", Variant: "v3"}
+	w := write(t, []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+		{Platform: plat, Docker: true},
+		{Attestation: true},
+	}}}, archivetest.Options{})
+	r := open(t, w.Path)
+	for i, want := range []string{
+		`"architecture":"amd64","os":"windows","os.version":"10.0.17763.5576","variant":"v3"`,
+		`"architecture":"unknown","os":"unknown"`,
+	} {
+		cfg, err := r.ReadBlob(r.Index().List[0].Images[i].Config, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("config %s does not contain %s", cfg, want)
+		}
+	}
+	item := r.Index().List[0]
+	if !reflect.DeepEqual(item.ArchList, []string{"amd64", "unknown"}) || !reflect.DeepEqual(item.OSList, []string{"windows", "unknown"}) {
+		t.Errorf("lists = %v %v", item.ArchList, item.OSList)
+	}
+	att := item.Images[1]
+	if att.Annotations["vnd.docker.reference.digest"] != string(item.Images[0].Digest) {
+		t.Errorf("attestation annotations = %v", att.Annotations)
+	}
+}
