@@ -67,6 +67,8 @@ func DefaultOptions() Options {
 // Progress is told about a load as it happens. Implementations must be safe
 // for concurrent use.
 type Progress interface {
+	// LoadStarted is called once the registry answered, before any image.
+	LoadStarted(plan *Plan)
 	// ImageStarted is called when an image starts loading.
 	ImageStarted(img *Image)
 	// BlobBytes is called as blob bytes are uploaded (n may repeat bytes of

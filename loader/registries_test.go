@@ -172,69 +172,33 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 		systemCertsD
 		configCertsD
 	)
+	type credSource int
+	const (
+		noCreds credSource = iota
+		wrongPassword
+		auths
+		credHelpers // docker-credential-hangartest on PATH
+		credsStore  // the same, as the default store
+	)
 	tests := []struct {
 		name    string
 		named   bool // load to registry.test:<port>, a name TLS verifies
 		ca      caPlace
-		docker  func(host string) registrytest.DockerConfig
-		helper  map[string]registrytest.HelperCredential // keyed by "HOST"
+		creds   credSource
 		wantErr error
-		wantMsg []string
+		wantMsg []string // HOST stands for the registry host
 	}{
-		{
-			name:    "no credentials",
-			docker:  func(string) registrytest.DockerConfig { return registrytest.DockerConfig{} },
-			wantErr: oras.ErrLoginRequired,
-			wantMsg: []string{"run `docker login HOST`"},
-		},
-		{
-			name: "wrong password",
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{host: {Username: testUser, Password: "wrong-Pa55"}}}
-			},
-			wantErr: oras.ErrUnauthorized,
-			wantMsg: []string{"wrong username or password for HOST", "docker login HOST"},
-		},
-		{
-			name: "auths entry",
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{host: {Username: testUser, Password: testPass}}}
-			},
-		},
-		{
-			name: "credHelpers",
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{CredHelpers: map[string]string{host: "hangartest"}}
-			},
-			helper: map[string]registrytest.HelperCredential{"HOST": {Username: testUser, Secret: testPass}},
-		},
-		{
-			name: "credsStore",
-			docker: func(string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{CredsStore: "hangartest"}
-			},
-			helper: map[string]registrytest.HelperCredential{"HOST": {Username: testUser, Secret: testPass}},
-		},
-		{
-			name: "CA in system certs.d", named: true, ca: systemCertsD,
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{host: {Username: testUser, Password: testPass}}}
-			},
-		},
-		{
-			name: "CA in docker config certs.d", named: true, ca: configCertsD,
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{host: {Username: testUser, Password: testPass}}}
-			},
-		},
-		{
-			name: "untrusted CA", named: true,
-			docker: func(host string) registrytest.DockerConfig {
-				return registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{host: {Username: testUser, Password: testPass}}}
-			},
-			wantErr: oras.ErrTLS,
-			wantMsg: []string{"tls", "certificate", "certs.d/HOST/ca.crt", "--tls-verify=false"},
-		},
+		{name: "no credentials", creds: noCreds, wantErr: oras.ErrLoginRequired,
+			wantMsg: []string{"run `docker login HOST`"}},
+		{name: "wrong password", creds: wrongPassword, wantErr: oras.ErrUnauthorized,
+			wantMsg: []string{"wrong username or password for HOST", "docker login HOST"}},
+		{name: "auths entry", creds: auths},
+		{name: "credHelpers", creds: credHelpers},
+		{name: "credsStore", creds: credsStore},
+		{name: "CA in system certs.d", named: true, ca: systemCertsD, creds: auths},
+		{name: "CA in docker config certs.d", named: true, ca: configCertsD, creds: auths},
+		{name: "untrusted CA", named: true, creds: auths, wantErr: oras.ErrTLS,
+			wantMsg: []string{"tls", "certificate", "certs.d/HOST/ca.crt", "--tls-verify=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,17 +228,26 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 				}
 			}
 			helperDir := t.TempDir()
-			if tt.helper != nil {
-				creds := map[string]registrytest.HelperCredential{}
-				for k, v := range tt.helper {
-					creds[strings.ReplaceAll(k, "HOST", host)] = v
+			var cfg registrytest.DockerConfig
+			switch tt.creds {
+			case wrongPassword:
+				cfg.Auths = map[string]registrytest.DockerAuth{host: {Username: testUser, Password: "wrong-Pa55"}}
+			case auths:
+				cfg.Auths = map[string]registrytest.DockerAuth{host: {Username: testUser, Password: testPass}}
+			case credHelpers, credsStore:
+				if tt.creds == credHelpers {
+					cfg.CredHelpers = map[string]string{host: "hangartest"}
+				} else {
+					cfg.CredsStore = "hangartest"
 				}
-				if err := registrytest.WriteCredentialHelper(helperDir, "hangartest", creds); err != nil {
+				if err := registrytest.WriteCredentialHelper(helperDir, "hangartest", map[string]registrytest.HelperCredential{
+					host: {Username: testUser, Secret: testPass},
+				}); err != nil {
 					t.Fatal(err)
 				}
 				t.Setenv("PATH", helperDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 			}
-			writeDockerConfig(t, opts.Registry.ConfigDir, tt.docker(host))
+			writeDockerConfig(t, opts.Registry.ConfigDir, cfg)
 
 			res, err := loader.Load(context.Background(), opts)
 			if tt.wantErr != nil {
@@ -312,7 +285,7 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 			if strings.Contains(log.String(), testPass) {
 				t.Errorf("the password appears in the debug log")
 			}
-			if tt.helper != nil {
+			if tt.creds == credHelpers || tt.creds == credsStore {
 				calls, _ := os.ReadFile(filepath.Join(helperDir, "hangartest.calls"))
 				if !strings.Contains(string(calls), "get") {
 					t.Errorf("the credential helper was not asked (calls: %q)", calls)

@@ -128,6 +128,9 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 	if err != nil {
 		return nil, err
 	}
+	if opts.Progress != nil {
+		opts.Progress.LoadStarted(plan)
+	}
 	r := &runner{opts: opts, ar: ar, reg: reg, blobs: newBlobScheduler(ar, opts.BlobConcurrency, opts.DryRun)}
 	if !opts.DryRun {
 		r.initHarbor(ctx, plan)

@@ -120,6 +120,11 @@ type RegistryOptions struct {
 	// SystemCertsDir replaces DefaultSystemCertsDir (/etc/docker/certs.d)
 	// when not empty; tests use it.
 	SystemCertsDir string
+	// DialContext, when set, replaces the dialer and turns off proxies from
+	// the environment. It is for tests and custom networks: e.g. reaching a
+	// registry name that DNS does not resolve, while TLS still verifies
+	// that name.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// backoff replaces the first retry delay (tests shorten it).
 	backoff time.Duration

@@ -149,8 +149,12 @@ func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        64 << 10,
 	}
+	dial := opts.DialContext
 	if opts.dial != nil {
-		t.DialContext = opts.dial
+		dial = opts.dial
+	}
+	if dial != nil {
+		t.DialContext = dial
 		t.Proxy = nil
 	}
 	return t

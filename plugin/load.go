@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -120,7 +121,25 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 	}
 	ctx, stop := withInterrupt(cmd.Context(), cmd.ErrOrStderr())
 	defer stop()
+	var live *liveProgress
+	if !opts.DryRun && isTerminal(cmd.OutOrStdout()) {
+		// docker push-like live progress; log lines print above it
+		live = newLiveProgress(cmd.OutOrStdout())
+		opts.Log.Out = live.Writer()
+		if isTerminal(cmd.ErrOrStderr()) {
+			opts.Log.Err = opts.Log.Out
+		}
+		opts.Progress = live
+	}
 	res, err := loader.Load(ctx, opts)
+	if live != nil {
+		live.Close()
+	}
+	return f.finishLoad(ctx, cmd, opts, res, err)
+}
+
+// finishLoad reports the outcome of a load and returns the exit error.
+func (f *loadFlags) finishLoad(ctx context.Context, cmd *cobra.Command, opts loader.Options, res *loader.Result, err error) error {
 	if err != nil {
 		return fatal(opts.Log, err.Error())
 	}
