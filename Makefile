@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cnrancher/docker-hangar/plugin.Version=$(VERSION)
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 
-.PHONY: build install test check fuzz bench demo clean
+.PHONY: build install test check fuzz bench demo clean release-check
 
 ## build: write bin/docker-hangar
 build:
@@ -39,3 +39,13 @@ demo:
 
 clean:
 	rm -rf bin dist
+
+## release-check: goreleaser check and a snapshot build of every release binary
+## into dist/ (installs goreleaser $(GORELEASER_VERSION) into bin/tools if missing)
+GORELEASER_VERSION ?= v2.15.1
+GORELEASER := $(CURDIR)/bin/tools/goreleaser
+release-check:
+	@test -x $(GORELEASER) && $(GORELEASER) --version 2>/dev/null | grep -q 'GitVersion:[[:space:]]*$(patsubst v%,%,$(GORELEASER_VERSION))$$' || \
+		GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+	$(GORELEASER) check
+	$(GORELEASER) build --snapshot --clean

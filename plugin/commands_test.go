@@ -197,4 +197,3 @@ func TestFlagErrors(t *testing.T) {
 		}
 	}
 }
-
