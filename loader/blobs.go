@@ -46,21 +46,24 @@ type blobTask struct {
 //
 // References: architecture.md, "Blobs".
 type blobScheduler struct {
+	ctx      context.Context // the load's
 	ar       *archive.Reader
 	sem      *semaphore.Weighted
 	dryRun   bool
 	progress func(n int64)
 
+	running sync.WaitGroup // transfers under way
 	mu      sync.Mutex
 	tasks   map[string]*blobTask        // repository + "@" + digest
 	leaders map[digest.Digest]*blobTask // the first task of each digest
 }
 
-func newBlobScheduler(ar *archive.Reader, concurrency int, dryRun bool) *blobScheduler {
+func newBlobScheduler(ctx context.Context, ar *archive.Reader, concurrency int, dryRun bool) *blobScheduler {
 	if concurrency < 1 {
 		concurrency = 1
 	}
 	return &blobScheduler{
+		ctx:     ctx,
 		ar:      ar,
 		sem:     semaphore.NewWeighted(int64(concurrency)),
 		dryRun:  dryRun,
@@ -70,39 +73,47 @@ func newBlobScheduler(ar *archive.Reader, concurrency int, dryRun bool) *blobSch
 }
 
 // ensure makes blob desc present in repo, counting its bytes into stats and
-// reporting upload progress to onBytes.
+// reporting upload progress to onBytes. The transfer runs under the load's
+// context, not ctx: a blob shared by several images keeps going when the
+// image that asked first fails or gives up; ctx only bounds the wait.
 func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, stats *Stats, onBytes func(int64)) error {
 	key := repo.Name() + "@" + desc.Digest.String()
 	s.mu.Lock()
-	if t, ok := s.tasks[key]; ok {
-		s.mu.Unlock()
-		select {
-		case <-t.done:
-			return t.err
-		case <-ctx.Done():
-			return context.Cause(ctx)
+	t, ok := s.tasks[key]
+	if !ok {
+		t = &blobTask{done: make(chan struct{}), repo: repo.Name()}
+		s.tasks[key] = t
+		leader := s.leaders[desc.Digest]
+		if leader == nil {
+			s.leaders[desc.Digest] = t
 		}
-	}
-	t := &blobTask{done: make(chan struct{}), repo: repo.Name()}
-	s.tasks[key] = t
-	leader := s.leaders[desc.Digest]
-	if leader == nil {
-		s.leaders[desc.Digest] = t
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			t.err = s.transfer(s.ctx, repo, desc, leader, stats, onBytes)
+			if t.err != nil && leader == nil {
+				// let a later repository lead the next attempt at this digest
+				s.mu.Lock()
+				if s.leaders[desc.Digest] == t {
+					delete(s.leaders, desc.Digest)
+				}
+				s.mu.Unlock()
+			}
+			close(t.done)
+		}()
 	}
 	s.mu.Unlock()
-
-	t.err = s.transfer(ctx, repo, desc, leader, stats, onBytes)
-	if t.err != nil && leader == nil {
-		// let a later repository lead the next attempt at this digest
-		s.mu.Lock()
-		if s.leaders[desc.Digest] == t {
-			delete(s.leaders, desc.Digest)
-		}
-		s.mu.Unlock()
+	select {
+	case <-t.done:
+		return t.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
-	close(t.done)
-	return t.err
 }
+
+// wait waits for every transfer started, including those no image waits
+// for any more.
+func (s *blobScheduler) wait() { s.running.Wait() }
 
 func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, leader *blobTask, stats *Stats, onBytes func(int64)) error {
 	from := ""

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -131,31 +131,48 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 	if opts.Progress != nil {
 		opts.Progress.LoadStarted(plan)
 	}
-	r := &runner{opts: opts, ar: ar, reg: reg, blobs: newBlobScheduler(ar, opts.BlobConcurrency, opts.DryRun)}
+	r := &runner{opts: opts, ar: ar, reg: reg, blobs: newBlobScheduler(ctx, ar, opts.BlobConcurrency, opts.DryRun)}
 	if !opts.DryRun {
 		r.initHarbor(ctx, plan)
 	}
 
-	jobs := opts.Jobs
-	if jobs < 1 {
-		jobs = 1
-	}
-	sem := semaphore.NewWeighted(int64(jobs))
+	// Images are prepared (destination read, blobs uploaded) ahead of
+	// their turn, up to a window of images; their manifests and index are
+	// then pushed in plan order, --jobs images at a time. So uploads keep
+	// the registry busy even at -j 1, and the log reads in plan order.
+	jobs := max(opts.Jobs, 1)
+	window := semaphore.NewWeighted(int64(max(jobs, opts.BlobConcurrency, 1)))
+	commits := semaphore.NewWeighted(int64(jobs))
+	prevTurn := make(chan struct{})
+	close(prevTurn)
 	var wg sync.WaitGroup
 	for _, img := range plan.Images {
-		if err := sem.Acquire(ctx, 1); err != nil {
+		if err := window.Acquire(ctx, 1); err != nil {
 			break
 		}
+		myTurn, waitTurn := make(chan struct{}), prevTurn
+		prevTurn = myTurn
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer sem.Release(1)
+			defer window.Release(1)
 			ir := res.Images[img]
-			r.loadImage(ctx, img, ir)
+			r.loadImage(ctx, img, ir, func() bool {
+				// the turn passes on once this image may commit, or on
+				// cancellation
+				defer close(myTurn)
+				select {
+				case <-waitTurn:
+				case <-ctx.Done():
+					return false
+				}
+				return commits.Acquire(ctx, 1) == nil
+			}, func() { commits.Release(1) })
 			res.Stats.add(&ir.Stats)
 		}()
 	}
 	wg.Wait()
+	r.blobs.wait()
 
 	res.Failed = failedKeys(plan, res)
 	res.Duration = time.Since(start)
@@ -234,25 +251,30 @@ func (r *runner) repository(name string) (*oras.Repository, error) {
 	return v.(*oras.Repository), nil
 }
 
-// loadImage loads one destination image: its manifests (each after its
-// blobs), then, once all are in, the merged index at the main tag.
-func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult) {
-	if ctx.Err() != nil {
+// loadImage loads one destination image: prepare uploads the blobs of its
+// manifests; then, when turn grants it, its manifests are pushed and, once
+// all are in, the merged index at the main tag. done releases the turn.
+func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, turn func() bool, done func()) {
+	start := time.Now()
+	if r.opts.Progress != nil {
+		r.opts.Progress.ImageStarted(img)
+	}
+	p, err := r.prepare(ctx, img, ir)
+	if !turn() {
+		ir.Status, ir.Err = StatusNotAttempted, context.Cause(ctx)
 		return
 	}
-	start := time.Now()
+	defer done()
 	log := r.opts.Log
 	for _, l := range img.Lines {
 		log.Infof(l.Number, "Loading [%s] => [%s]", l.Source, img.Reference)
 	}
-	number := img.Lines[0].Number
 	for _, n := range img.Notes {
-		log.Warnf(number, "%s", n)
+		log.Warnf(img.Lines[0].Number, "%s", n)
 	}
-	if r.opts.Progress != nil {
-		r.opts.Progress.ImageStarted(img)
+	if err == nil {
+		err = r.commit(ctx, img, p, ir)
 	}
-	err := r.pushImage(ctx, img, ir)
 	ir.Duration = time.Since(start)
 	switch {
 	case err == nil:
@@ -272,50 +294,81 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult) {
 	}
 }
 
-func (r *runner) pushImage(ctx context.Context, img *Image, ir *ImageResult) error {
+// step is what a manifest needs.
+type step int
+
+const (
+	stepNone step = iota // present with its tag
+	stepTag              // present, push it to its tag
+	stepPush             // blobs uploaded, push it
+)
+
+// prepared is an image ready to commit.
+type prepared struct {
+	repo     *oras.Repository
+	existing *manifest.Existing
+	steps    []step
+}
+
+// prepare reads the destination tag, decides what each manifest needs and
+// uploads the blobs of those that are missing.
+func (r *runner) prepare(ctx context.Context, img *Image, ir *ImageResult) (*prepared, error) {
 	if img.Err != nil {
-		return fmt.Errorf("failed to load [%s]: %w", img.Source, img.Err)
+		return nil, fmt.Errorf("failed to load [%s]: %w", img.Source, img.Err)
 	}
 	repo, err := r.repository(img.Repository)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var existing *manifest.Existing
+	p := &prepared{repo: repo, steps: make([]step, len(img.Manifests))}
 	if img.Tag != "" && !img.SkipIndex {
 		desc, body, err := repo.FetchManifest(ctx, img.Tag)
 		switch {
 		case err == nil:
-			if existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
-				return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+			if p.existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
+				return nil, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 			}
 		case errors.Is(err, oras.ErrNotFound):
 		default:
-			return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+			return nil, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 		}
 	}
-	listed := map[digest.Digest]bool{}
-	if existing != nil {
-		for _, d := range existing.Manifests {
-			listed[d.Digest] = true
-		}
-	}
-
-	var pushed atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
-	for _, m := range img.Manifests {
+	for i, m := range img.Manifests {
 		g.Go(func() error {
-			did, err := r.pushManifest(gctx, img, repo, m, listed[m.Descriptor.Digest], ir)
-			if did {
-				pushed.Store(true)
-			}
+			s, err := r.prepareManifest(gctx, img, repo, m, p.existing.HasDigest(m.Descriptor.Digest), ir)
+			p.steps[i] = s
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	return p, g.Wait()
+}
+
+// commit pushes the manifests of a prepared image, then its index.
+func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult) error {
+	pushed := false
+	if !r.opts.DryRun {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, m := range img.Manifests {
+			if p.steps[i] == stepNone {
+				continue
+			}
+			pushed = true
+			g.Go(func() error {
+				if err := p.repo.PushManifest(gctx, manifestDescriptor(m), m.Body, m.Tag); err != nil {
+					return fmt.Errorf("manifest %s (%s): %w", m.Descriptor.Digest, platformString(m.Descriptor.Platform), err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	} else {
+		pushed = slices.ContainsFunc(p.steps, func(s step) bool { return s != stepNone })
 	}
 	if img.SkipIndex {
-		if !pushed.Load() {
+		if !pushed {
 			ir.Status = StatusUnchanged
 		}
 		return nil
@@ -324,17 +377,17 @@ func (r *runner) pushImage(ctx context.Context, img *Image, ir *ImageResult) err
 	for i, m := range img.Manifests {
 		loaded[i] = m.Descriptor
 	}
-	merged, err := manifest.Merge(existing, loaded, manifest.MergeOptions{Overwrite: r.opts.Overwrite})
+	merged, err := manifest.Merge(p.existing, loaded, manifest.MergeOptions{Overwrite: r.opts.Overwrite})
 	if err != nil {
 		if errors.Is(err, manifest.ErrEmpty) {
 			return fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
 		}
 		return fmt.Errorf("failed to load [%s]: %w", img.Source, err)
 	}
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(merged.Bytes), Size: int64(len(merged.Bytes))}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: merged.Digest(), Size: int64(len(merged.Bytes))}
 	ir.Index = desc
 	if merged.Unchanged {
-		if !pushed.Load() {
+		if !pushed {
 			ir.Status = StatusUnchanged
 		}
 		return nil
@@ -342,19 +395,24 @@ func (r *runner) pushImage(ctx context.Context, img *Image, ir *ImageResult) err
 	if r.opts.DryRun {
 		return nil
 	}
-	if err := repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
+	if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
 		return fmt.Errorf("failed to push manifest index [%s]: %w", img.Reference, err)
 	}
 	return nil
 }
 
-// pushManifest makes one manifest present with its tag. It reports whether
-// it pushed anything.
-func (r *runner) pushManifest(ctx context.Context, img *Image, repo *oras.Repository, m *Manifest, listed bool, ir *ImageResult) (bool, error) {
-	desc := m.Descriptor
-	desc.Platform, desc.Annotations = nil, nil
-	fail := func(err error) (bool, error) {
-		return false, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
+// manifestDescriptor is m's descriptor for a push: no platform, no
+// annotations.
+func manifestDescriptor(m *Manifest) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
+}
+
+// prepareManifest decides what one manifest needs and, when it is missing,
+// uploads its blobs.
+func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Repository, m *Manifest, listed bool, ir *ImageResult) (step, error) {
+	desc := manifestDescriptor(m)
+	fail := func(err error) (step, error) {
+		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
 	}
 	// Like Hangar, a manifest the destination index already names is not
 	// pushed again; unlike Hangar, we check that it really exists.
@@ -365,7 +423,7 @@ func (r *runner) pushManifest(ctx context.Context, img *Image, repo *oras.Reposi
 		}
 		if ok {
 			atomic.AddInt64(&ir.Present, m.Size())
-			return false, nil
+			return stepNone, nil
 		}
 	}
 	if m.Tag != "" {
@@ -373,7 +431,7 @@ func (r *runner) pushManifest(ctx context.Context, img *Image, repo *oras.Reposi
 		switch {
 		case err == nil && got.Digest == desc.Digest:
 			atomic.AddInt64(&ir.Present, m.Size())
-			return false, nil
+			return stepNone, nil
 		case err == nil || errors.Is(err, oras.ErrNotFound):
 		default:
 			return fail(err)
@@ -386,29 +444,23 @@ func (r *runner) pushManifest(ctx context.Context, img *Image, repo *oras.Reposi
 	if exists {
 		atomic.AddInt64(&ir.Present, m.Size())
 		if m.Tag == "" {
-			return false, nil
+			return stepNone, nil
 		}
-	} else {
-		g, gctx := errgroup.WithContext(ctx)
-		for _, b := range m.Blobs {
-			g.Go(func() error {
-				if err := r.blobs.ensure(gctx, repo, b, &ir.Stats, r.onBytes(img)); err != nil {
-					return fmt.Errorf("blob %s: %w", b.Digest, err)
-				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return fail(err)
-		}
+		return stepTag, nil
 	}
-	if r.opts.DryRun {
-		return true, nil
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range m.Blobs {
+		g.Go(func() error {
+			if err := r.blobs.ensure(gctx, repo, b, &ir.Stats, r.onBytes(img)); err != nil {
+				return fmt.Errorf("blob %s: %w", b.Digest, err)
+			}
+			return nil
+		})
 	}
-	if err := repo.PushManifest(ctx, desc, m.Body, m.Tag); err != nil {
+	if err := g.Wait(); err != nil {
 		return fail(err)
 	}
-	return true, nil
+	return stepPush, nil
 }
 
 func (r *runner) onBytes(img *Image) func(int64) {
