@@ -58,7 +58,12 @@ func docker(t *testing.T, config string, args ...string) (string, string, int) {
 	}
 	cmd := exec.Command("docker", args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config, "DOCKER_CLI_HINTS=false")
+	cmd.Env = append(os.Environ(), "DOCKER_CLI_HINTS=false")
+	if config != "" {
+		cmd.Env = append(cmd.Env, "DOCKER_CONFIG="+config)
+	} else {
+		cmd.Env = append(cmd.Env, "DOCKER_CONFIG=")
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -172,6 +177,11 @@ func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
 		out, errOut, code = docker(t, cfg, "hangar", "load", "validate", "-s", archive, "-d", reg.Host())
 		if code != 0 || !strings.Contains(out, "PASS: [127.0.0.1:5557/library/app00:v1.0.0]") {
 			t.Errorf("validate: exit %d\n%s%s", code, out, errOut)
+		}
+		// docker's --config flag instead of DOCKER_CONFIG
+		out, errOut, code = docker(t, "", "--config", cfg, "hangar", "load", "validate", "-s", archive, "-d", reg.Host())
+		if code != 0 || !strings.Contains(out, "PASS: [127.0.0.1:5557/library/app00:v1.0.0]") {
+			t.Errorf("validate with --config: exit %d\n%s%s", code, out, errOut)
 		}
 	})
 }
