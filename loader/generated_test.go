@@ -190,8 +190,14 @@ func TestGeneratedArchives(t *testing.T) {
 			},
 			check: func(t *testing.T, reg *registrytest.Registry, w *archivetest.Written, res *loader.Result) {
 				d := w.Images[0].Manifests[0].Descriptor.Digest.String()
+				if len(res.Failed) != 0 {
+					t.Fatalf("failed: %v", res.Failed)
+				}
 				if _, _, err := registrytest.Manifest(reg.Client(), reg.Server.URL, "library/pinned", d); err != nil {
 					t.Errorf("manifest %s not pushed: %v", d, err)
+				}
+				if got := tags(t, reg); len(got) != 0 {
+					t.Errorf("a load by digest left tags: %v", got)
 				}
 			},
 		},

@@ -160,6 +160,10 @@ func NewPlan(ar *archive.Reader, lines []ListLine, opts Options) (*Plan, error) 
 		for _, e := range entries {
 			selectManifests(ar, img, e, opts)
 		}
+		if img.Digest != "" && slices.ContainsFunc(img.Manifests, func(m *Manifest) bool { return m.Descriptor.Digest == img.Digest }) {
+			// the digest names a manifest: push it (by digest), no index
+			img.SkipIndex = true
+		}
 	}
 	if lines == nil && opts.ImageList == "" {
 		for i, e := range index.List {
