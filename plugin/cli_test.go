@@ -185,3 +185,28 @@ func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
 		}
 	})
 }
+
+func TestDockerCompletion(t *testing.T) {
+	cfg := dockerConfig(t)
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"hangar", "l"}, []string{"load\t"}},
+		{[]string{"hangar", "load", "--so"}, []string{"--source\t", "--source-registry\t"}},
+		{[]string{"hangar", "load", "-s", ""}, []string{"zip", "ShellCompDirectiveFilterFileExt"}},
+		{[]string{"hangar", "load", "--arch", ""}, []string{"amd64", "arm64"}},
+		{[]string{"hangar", "load", "validate", "--fil"}, []string{"--file\t"}},
+	}
+	for _, tt := range tests {
+		out, errOut, code := docker(t, cfg, append([]string{"__complete"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("docker __complete %v: exit %d: %s", tt.args, code, errOut)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("completion of %v lacks %q:\n%s%s", tt.args, w, out, errOut)
+			}
+		}
+	}
+}

@@ -83,6 +83,8 @@ image. Credentials come from 'docker login'.`,
 	_ = cmd.MarkPersistentFlagFilename("file", "txt")
 	_ = cmd.MarkPersistentFlagFilename("failed")
 	_ = cmd.MarkPersistentFlagFilename("report", "json")
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("os", cobra.FixedCompletions([]string{"linux", "windows"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(newValidateCommand(f))
 	return cmd
 }
