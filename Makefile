@@ -1,6 +1,6 @@
 # docker hangar: see README.md.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
 LDFLAGS := -s -w -X github.com/cnrancher/docker-hangar/plugin.Version=$(VERSION)
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 
@@ -45,7 +45,7 @@ clean:
 GORELEASER_VERSION ?= v2.15.1
 GORELEASER := $(CURDIR)/bin/tools/goreleaser
 release-check:
-	@test -x $(GORELEASER) && $(GORELEASER) --version 2>/dev/null | grep -q 'GitVersion:[[:space:]]*$(patsubst v%,%,$(GORELEASER_VERSION))$$' || \
+	@test -x $(GORELEASER) && $(GORELEASER) --version 2>/dev/null | grep -q 'GitVersion:[[:space:]]*$(GORELEASER_VERSION)$$' || \
 		GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
 	$(GORELEASER) check
 	$(GORELEASER) build --snapshot --clean
