@@ -12,7 +12,7 @@ import (
 // uploads mid-body: the load must still succeed and leave exactly Hangar's
 // state.
 func TestLoadThroughFaults(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	faults := &registrytest.Faults{Every503: 10, Every429: 20, RetryAfter: "1", EveryCut: 20}
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: faults.Wrap})
 	opts := testOptions(t, filepath.Join(dir, "basic.zip"), reg.Host())

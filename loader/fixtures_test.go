@@ -17,16 +17,6 @@ import (
 	"github.com/cnrancher/docker-hangar/loader"
 )
 
-// fixtures returns the golden fixtures of the real Hangar v1.9.4, or skips.
-func fixtures(t *testing.T) string {
-	t.Helper()
-	dir := registrytest.FixturesDir()
-	if dir == "" {
-		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
-	}
-	return dir
-}
-
 // writeCounter counts the requests that write to a registry.
 type writeCounter struct{ n atomic.Int64 }
 
@@ -81,7 +71,7 @@ func assertState(t *testing.T, reg *registrytest.Registry, stateFile string) {
 }
 
 func TestFixtureBasic(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	tests := []struct {
 		name   string
 		arch   []string
@@ -112,7 +102,7 @@ func TestFixtureBasic(t *testing.T) {
 }
 
 func TestFixturePartialList(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	opts := testOptions(t, filepath.Join(dir, "basic.zip"), reg.Host())
 	opts.ImageList = filepath.Join(dir, "partial-list.txt")
@@ -143,7 +133,7 @@ func TestFixturePartialList(t *testing.T) {
 }
 
 func TestFixtureMerge(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	var writes writeCounter
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: writes.wrap})
 	for _, archive := range []string{"amd64.zip", "arm64.zip"} {

@@ -150,7 +150,7 @@ func writeDockerConfig(t *testing.T, dir string, cfg registrytest.DockerConfig) 
 // 127.0.0.1, so that certificates are really verified), with the CA from
 // a certs.d directory; without it, the load fails with a TLS error.
 func TestLoadHTTPSBasicAuth(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	ca, err := registrytest.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 // every image that needs a write, with an unauthorized error, and leaves
 // the tags as they were.
 func TestLoadTokenAuth(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	ts := registrytest.StartTokenServer(map[string]registrytest.TokenUser{
 		"pusher": {Password: "push-Pa55", Actions: []string{"pull", "push"}},
 		"reader": {Password: "read-Pa55", Actions: []string{"pull"}},
@@ -388,7 +388,7 @@ func TestLoadTokenAuth(t *testing.T) {
 // emulated faithfully by registrytest.Harbor in front of a real
 // distribution registry with htpasswd auth.
 func TestLoadHarbor(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	users := map[string]string{"admin": "Harbor12345"}
 	auth, err := registrytest.HtpasswdAuth(filepath.Join(t.TempDir(), "htpasswd"), users)
 	if err != nil {

@@ -113,18 +113,7 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 // Run executes a plan.
 func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Result, error) {
 	start := time.Now()
-	res := &Result{Plan: plan, Images: map[*Image]*ImageResult{}}
-	for _, img := range plan.Images {
-		res.Images[img] = &ImageResult{}
-	}
-	opts.Log.Infof(0, "Arch List: [%s]", join(opts.Arch))
-	opts.Log.Infof(0, "OS List: [%s]", join(opts.OS))
-	for _, l := range plan.Lines {
-		if l.Err != nil {
-			opts.Log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, l.Err)
-		}
-	}
-	reg, err := connect(ctx, plan, opts)
+	res, reg, err := begin(ctx, plan, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +166,28 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 	res.Failed = failedKeys(plan, res)
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// begin starts a load or a validation as Hangar does: it logs the filters
+// and the image-list lines not found, then connects to the destination. The
+// result has an entry for every image, not attempted yet.
+func begin(ctx context.Context, plan *Plan, opts Options) (*Result, *oras.Registry, error) {
+	res := &Result{Plan: plan, Images: map[*Image]*ImageResult{}}
+	for _, img := range plan.Images {
+		res.Images[img] = &ImageResult{}
+	}
+	opts.Log.Infof(0, "Arch List: [%s]", join(opts.Arch))
+	opts.Log.Infof(0, "OS List: [%s]", join(opts.OS))
+	for _, l := range plan.Lines {
+		if l.Err != nil {
+			opts.Log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, l.Err)
+		}
+	}
+	reg, err := connect(ctx, plan, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, reg, nil
 }
 
 // connect probes the destination: the login check unless --skip-login,

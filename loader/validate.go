@@ -29,20 +29,13 @@ func Validate(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer ar.Close()
-	res := &Result{Plan: plan, Images: map[*Image]*ImageResult{}}
-	for _, l := range plan.Lines {
-		if l.Err != nil {
-			opts.Log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, l.Err)
-		}
-	}
-	reg, err := connect(ctx, plan, opts)
+	res, reg, err := begin(ctx, plan, opts)
 	if err != nil {
 		return nil, err
 	}
 	jobs := max(opts.Jobs, 1)
 	sem := semaphore.NewWeighted(int64(jobs))
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, img := range plan.Images {
 		if err := sem.Acquire(ctx, 1); err != nil {
 			break
@@ -51,7 +44,8 @@ func Validate(ctx context.Context, opts Options) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			defer sem.Release(1)
-			ir := &ImageResult{Status: StatusLoaded}
+			ir := res.Images[img]
+			ir.Status = StatusLoaded
 			if err := validateImage(ctx, reg, img); err != nil {
 				ir.Status, ir.Err = StatusFailed, err
 				if ctx.Err() != nil {
@@ -65,17 +59,9 @@ func Validate(ctx context.Context, opts Options) (*Result, error) {
 					opts.Log.Infof(l.Number, "PASS: [%s]", l.Source)
 				}
 			}
-			mu.Lock()
-			res.Images[img] = ir
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	for _, img := range plan.Images {
-		if res.Images[img] == nil {
-			res.Images[img] = &ImageResult{}
-		}
-	}
 	res.Failed = failedKeys(plan, res)
 	return res, nil
 }

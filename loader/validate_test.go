@@ -41,7 +41,7 @@ func registryDo(t *testing.T, reg *registrytest.Registry, method, path, contentT
 }
 
 func TestValidate(t *testing.T) {
-	dir := fixtures(t)
+	dir := registrytest.Fixtures(t)
 	archive := filepath.Join(dir, "basic.zip")
 	const (
 		app00 = "127.0.0.1:5557/library/app00:v1.0.0"

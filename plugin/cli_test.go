@@ -108,10 +108,7 @@ func TestDockerLoadHelp(t *testing.T) {
 }
 
 func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
-	dir := registrytest.FixturesDir()
-	if dir == "" {
-		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
-	}
+	dir := registrytest.Fixtures(t)
 	auth, err := registrytest.HtpasswdAuth(filepath.Join(t.TempDir(), "htpasswd"), map[string]string{"alice": "s3cret-pass"})
 	if err != nil {
 		t.Fatal(err)

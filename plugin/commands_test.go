@@ -32,15 +32,6 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-func fixturesDir(t *testing.T) string {
-	t.Helper()
-	dir := registrytest.FixturesDir()
-	if dir == "" {
-		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
-	}
-	return dir
-}
-
 // writes counts the requests that change a registry.
 type writes struct{ n atomic.Int64 }
 
@@ -59,7 +50,7 @@ var logLine = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] \[(INFO|WARN|ERRO|FATA|DEB
 // real `hangar load` log (basic.load-default.log), in the same order, with
 // Hangar's line shape; the summary is the only line added.
 func TestLogMatchesHangar(t *testing.T) {
-	dir := fixturesDir(t)
+	dir := registrytest.Fixtures(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	stdout, stderr, code := run(t, "load", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
 	if code != 0 {
@@ -95,7 +86,7 @@ func TestLogMatchesHangar(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	dir := fixturesDir(t)
+	dir := registrytest.Fixtures(t)
 	var w writes
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: w.wrap})
 	stdout, stderr, code := run(t, "load", "--dry-run", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
@@ -138,7 +129,7 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	dir := fixturesDir(t)
+	dir := registrytest.Fixtures(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	report := filepath.Join(t.TempDir(), "report.json")
 	list := filepath.Join(dir, "partial-list.txt")

@@ -22,10 +22,7 @@ import (
 // certificate verification. With no docker daemon reachable, the docker
 // CLI logs in client-side and stores the credentials in config.json.
 func TestDockerLoginThenLoad(t *testing.T) {
-	dir := registrytest.FixturesDir()
-	if dir == "" {
-		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
-	}
+	dir := registrytest.Fixtures(t)
 	const user, pass = "alice", "s3cret-Pa55"
 	ca, err := registrytest.NewCA()
 	if err != nil {

@@ -288,6 +288,23 @@ func FixturesDir() string {
 	return ""
 }
 
+// Skipper is the part of testing.TB that Fixtures needs.
+type Skipper interface {
+	Helper()
+	Skip(args ...any)
+}
+
+// Fixtures returns FixturesDir, or skips the test with a clear message
+// when the fixtures are absent.
+func Fixtures(t Skipper) string {
+	t.Helper()
+	dir := FixturesDir()
+	if dir == "" {
+		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
+	}
+	return dir
+}
+
 func getJSON(client *http.Client, u string, v any) error {
 	resp, err := client.Get(u)
 	if err != nil {
