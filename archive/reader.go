@@ -394,6 +394,11 @@ func (b *blobReader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// VerifiesDigest reports that this reader checks d itself: it fails its
+// last read unless the bytes match d, so a consumer need not hash them
+// again (see oras.DigestVerifier).
+func (b *blobReader) VerifiesDigest(d digest.Digest) bool { return d == b.d }
+
 // Close releases the decompressor of a deflated entry. Reads after Close
 // fail.
 func (b *blobReader) Close() error {

@@ -134,7 +134,9 @@ func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, des
 	}
 	defer s.sem.Release(1)
 
-	if from == "" || s.dryRun {
+	// Small blobs are uploaded without asking first: the upload costs
+	// about what the check does.
+	if s.dryRun || from == "" && desc.Size >= checkThreshold {
 		ok, err := repo.BlobExists(ctx, desc)
 		if err != nil {
 			return err
@@ -178,6 +180,10 @@ func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, des
 	return nil
 }
 
+// checkThreshold is the size from which a blob's presence is checked before
+// it is uploaded.
+const checkThreshold = 256 << 10
+
 // countingReader reports the bytes read through it.
 type countingReader struct {
 	rc      io.ReadCloser
@@ -193,3 +199,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (c *countingReader) Close() error { return c.rc.Close() }
+
+// VerifiesDigest forwards to the archive's reader (oras.DigestVerifier), so
+// the uploaded bytes are hashed once.
+func (c *countingReader) VerifiesDigest(d digest.Digest) bool {
+	v, ok := c.rc.(oras.DigestVerifier)
+	return ok && v.VerifiesDigest(d)
+}

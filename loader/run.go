@@ -437,17 +437,6 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Rep
 			return stepNone, nil
 		}
 	}
-	if m.Tag != "" {
-		got, _, err := repo.FetchManifest(ctx, m.Tag)
-		switch {
-		case err == nil && got.Digest == desc.Digest:
-			atomic.AddInt64(&ir.Present, m.Size())
-			return stepNone, nil
-		case err == nil || errors.Is(err, oras.ErrNotFound):
-		default:
-			return fail(err)
-		}
-	}
 	exists, err := repo.ManifestExists(ctx, desc)
 	if err != nil {
 		return fail(err)
@@ -457,7 +446,15 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Rep
 		if m.Tag == "" {
 			return stepNone, nil
 		}
-		return stepTag, nil
+		got, err := repo.ResolveManifest(ctx, m.Tag)
+		switch {
+		case err == nil && got.Digest == desc.Digest:
+			return stepNone, nil
+		case err == nil || errors.Is(err, oras.ErrNotFound):
+			return stepTag, nil
+		default:
+			return fail(err)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range m.Blobs {

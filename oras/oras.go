@@ -552,6 +552,25 @@ func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, 
 	return nil
 }
 
+// ResolveManifest returns the descriptor of the manifest at reference (tag
+// or digest) with a HEAD request. A reference that does not exist gives an
+// error wrapping ErrNotFound; any other failure is returned as such.
+func (r *Repository) ResolveManifest(ctx context.Context, reference string) (ocispec.Descriptor, error) {
+	op := fmt.Sprintf("resolve manifest %s:%s", r.name, reference)
+	repo, _, err := r.remotes(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := repo.Manifests().Resolve(ctx, reference)
+	if err != nil {
+		if isNotFound(err) {
+			return ocispec.Descriptor{}, newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
+		}
+		return ocispec.Descriptor{}, r.reg.mapError(ctx, op, err, false)
+	}
+	return desc, nil
+}
+
 // FetchManifest fetches the manifest at reference (tag or digest). A tag or
 // digest that does not exist gives an error wrapping ErrNotFound; any other
 // failure (401, 5xx after retries, timeouts) is returned as such and must

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -90,6 +91,14 @@ func (w *watchdog) stop() {
 	w.mu.Unlock()
 }
 
+// DigestVerifier is implemented by blob sources that check the digest of
+// what they read themselves, failing their last read when the bytes do not
+// match (the archive reader does). PushBlob and MountBlob do not hash the
+// bytes of such a source again.
+type DigestVerifier interface {
+	VerifiesDigest(d digest.Digest) bool
+}
+
 // uploadBody is the body of a blob upload. It opens the source on the
 // first Read (so a refused POST never opens it), starts the stall watchdog
 // then, and verifies size and digest while streaming: content that does
@@ -128,15 +137,15 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	if !b.started {
 		b.started = true
 		b.dog = startWatchdog(b.timeout, b.cancel)
-		if b.desc.Digest.Algorithm().Available() {
-			b.hash = b.desc.Digest.Algorithm().Hash()
-		}
 		rc, err := b.open()
 		if err != nil {
 			b.err = newError(errSource, err, fmt.Sprintf("open blob: %v", err))
 			return 0, b.err
 		}
 		b.rc = rc
+		if v, ok := rc.(DigestVerifier); (!ok || !v.VerifiesDigest(b.desc.Digest)) && b.desc.Digest.Algorithm().Available() {
+			b.hash = b.desc.Digest.Algorithm().Hash()
+		}
 	}
 	if b.rc == nil {
 		return 0, b.err

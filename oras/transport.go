@@ -199,6 +199,12 @@ func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.setRetryAfter(d)
 		}
 	}
+	if resp.StatusCode >= 400 && resp.Body != nil && resp.Body != http.NoBody {
+		// Error answers are read only in part: drain them on Close so
+		// that the connection is reused (a 404 is part of every cold
+		// load).
+		resp.Body = &drainingBody{resp.Body}
+	}
 	if cancel != nil {
 		if resp.Body == nil || resp.Body == http.NoBody {
 			cancel(nil)
@@ -207,6 +213,18 @@ func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// maxDrain bounds what Close reads of an error answer to keep its
+// connection.
+const maxDrain = 64 << 10
+
+// drainingBody reads the rest of a (small) response body on Close.
+type drainingBody struct{ io.ReadCloser }
+
+func (b *drainingBody) Close() error {
+	io.CopyN(io.Discard, b.ReadCloser, maxDrain)
+	return b.ReadCloser.Close()
 }
 
 // watchedBody is a response body under a stall watchdog.
