@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/docker/cli/cli"
@@ -19,6 +20,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
+
+// memoryLimit is the soft limit of the Go heap (GOMEMLIMIT overrides it).
+const memoryLimit = 40 << 20
 
 // Version is the release version, set at build time.
 var Version = "dev"
@@ -51,6 +55,11 @@ func NewRootCommand() *cobra.Command {
 // Main runs the binary: as a docker CLI plugin when docker starts it, else
 // standalone (`docker-hangar load ...`). It returns the exit status.
 func Main(args []string) int {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Blobs stream, so the heap holds only the plan; a soft limit
+		// keeps the garbage collector from letting it double.
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	if !plugin.RunningStandalone() || (len(args) > 0 && args[0] == "hangar") {
 		plugin.Run(func(command.Cli) *cobra.Command { return NewRootCommand() }, Metadata())
 		return 0
