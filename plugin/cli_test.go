@@ -49,21 +49,24 @@ func dockerConfig(t *testing.T) string {
 	return dir
 }
 
-// docker runs the real docker CLI with DOCKER_CONFIG=config, in a temporary
-// working directory, and returns stdout, stderr and the exit status.
+// docker runs the real docker CLI with DOCKER_CONFIG=config (docker's
+// default when empty), in a temporary working directory, and returns
+// stdout, stderr and the exit status.
 func docker(t *testing.T, config string, args ...string) (string, string, int) {
+	t.Helper()
+	return dockerStdin(t, config, "", args...)
+}
+
+// dockerStdin is docker with stdin.
+func dockerStdin(t *testing.T, config, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("the docker CLI is not installed")
 	}
 	cmd := exec.Command("docker", args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "DOCKER_CLI_HINTS=false")
-	if config != "" {
-		cmd.Env = append(cmd.Env, "DOCKER_CONFIG="+config)
-	} else {
-		cmd.Env = append(cmd.Env, "DOCKER_CONFIG=")
-	}
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config, "DOCKER_CLI_HINTS=false")
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

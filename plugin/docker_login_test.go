@@ -1,13 +1,11 @@
 package plugin_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,26 +87,4 @@ func TestDockerLoginThenLoad(t *testing.T) {
 	if diff := registrytest.DiffState(want, got); diff != "" {
 		t.Errorf("registry state differs from Hangar's:\n%s", diff)
 	}
-}
-
-// dockerStdin is docker with stdin.
-func dockerStdin(t *testing.T, config, stdin string, args ...string) (string, string, int) {
-	t.Helper()
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("the docker CLI is not installed")
-	}
-	cmd := exec.Command("docker", args...)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config, "DOCKER_CLI_HINTS=false")
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatalf("docker %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
 }
