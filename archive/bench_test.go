@@ -2,7 +2,10 @@ package archive_test
 
 import (
 	"io"
+	"strconv"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
@@ -43,7 +46,8 @@ func BenchmarkBlob(b *testing.B) {
 	}
 }
 
-// BenchmarkOpen measures opening an archive with 2,000 blobs.
+// BenchmarkOpen measures opening an archive with 2,000 blobs, and one with
+// 65,600 more blob entries (a zip64 directory).
 func BenchmarkOpen(b *testing.B) {
 	var images []archivetest.Image
 	for i := range 500 {
@@ -51,12 +55,27 @@ func BenchmarkOpen(b *testing.B) {
 			{Layers: []archivetest.Layer{{Size: 10, Seed: int64(i)}, {Size: 11, Seed: int64(i)}}},
 		}})
 	}
-	w := write(b, images, archivetest.Options{})
-	for b.Loop() {
-		r, err := archive.Open(w.Path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.Close()
+	extra := make([]archivetest.Entry, 65600)
+	for i := range extra {
+		extra[i] = archivetest.Entry{Name: blobName(digest.FromString(strconv.Itoa(i))), Data: []byte{}}
+	}
+	for _, bc := range []struct {
+		name string
+		opts archivetest.Options
+	}{
+		{"blobs=2000", archivetest.Options{}},
+		{"blobs=67600", archivetest.Options{Extra: extra}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			w := write(b, images, bc.opts)
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := archive.Open(w.Path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Close()
+			}
+		})
 	}
 }

@@ -77,7 +77,52 @@ func ParseIndex(data []byte) (*Index, error) {
 			return nil, fmt.Errorf("%w: list item %d: %w", ErrInvalidIndex, i+1, err)
 		}
 	}
+	idx.intern()
 	return &idx, nil
+}
+
+// intern makes the equal strings of the index share their bytes: the
+// digests of the layers that images share, the digests that attestations
+// name, platforms and media types. An archive reader keeps its index for
+// as long as it is open.
+func (idx *Index) intern() {
+	seen := map[string]string{}
+	in := func(s *string) {
+		if v, ok := seen[*s]; ok {
+			*s = v
+		} else {
+			seen[*s] = *s
+		}
+	}
+	for i := range idx.List {
+		img := &idx.List[i]
+		in(&img.Tag)
+		for j := range img.ArchList {
+			in(&img.ArchList[j])
+		}
+		for j := range img.OSList {
+			in(&img.OSList[j])
+		}
+		for j := range img.Images {
+			m := &img.Images[j]
+			for _, s := range []*string{&m.Arch, &m.OS, &m.Variant, &m.OSVersion, &m.MediaType, (*string)(&m.Config), (*string)(&m.Digest)} {
+				in(s)
+			}
+			for k := range m.OSFeatures {
+				in(&m.OSFeatures[k])
+			}
+			for k := range m.Layers {
+				in((*string)(&m.Layers[k]))
+			}
+			for k, v := range m.Annotations {
+				if w, ok := seen[v]; ok {
+					m.Annotations[k] = w
+				} else {
+					seen[v] = v
+				}
+			}
+		}
+	}
 }
 
 // validate checks the source and every digest of an image entry.

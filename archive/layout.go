@@ -3,7 +3,6 @@ package archive
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -31,23 +30,21 @@ func (r *Reader) CheckLayout(d digest.Digest) error {
 	if alg != string(digest.SHA256) {
 		return fmt.Errorf("layout of %s: %w %s", d, ErrUnsupportedDigest, alg)
 	}
-	if r.entries[enc+"/oci-layout"] == nil {
-		return fmt.Errorf("layout of %s: %w: no %s/oci-layout", d, ErrInvalidLayout, enc)
+	layoutName, name := enc+"/oci-layout", enc+"/index.json"
+	layout, index, err := r.layoutEntries(layoutName, name)
+	if err != nil {
+		return fmt.Errorf("layout of %s: %w: read the zip directory: %w", d, ErrInvalidLayout, err)
 	}
-	name := enc + "/index.json"
-	zf := r.entries[name]
-	if zf == nil {
+	if layout == nil {
+		return fmt.Errorf("layout of %s: %w: no %s", d, ErrInvalidLayout, layoutName)
+	}
+	if index == nil {
 		return fmt.Errorf("layout of %s: %w: no %s", d, ErrInvalidLayout, name)
 	}
-	if zf.UncompressedSize64 > maxLayoutSize {
-		return fmt.Errorf("layout of %s: %w: %s is %d bytes", d, ErrInvalidLayout, name, zf.UncompressedSize64)
+	if index.usize > maxLayoutSize {
+		return fmt.Errorf("layout of %s: %w: %s is %d bytes", d, ErrInvalidLayout, name, index.usize)
 	}
-	rc, err := zf.Open()
-	if err != nil {
-		return fmt.Errorf("layout of %s: %w: read %s: %w", d, ErrInvalidLayout, name, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxLayoutSize))
+	data, err := r.readEntry(index)
 	if err != nil {
 		return fmt.Errorf("layout of %s: %w: read %s: %w", d, ErrInvalidLayout, name, err)
 	}
@@ -66,4 +63,18 @@ func (r *Reader) CheckLayout(d digest.Digest) error {
 		return fmt.Errorf("layout of %s: %w: %s gives size %d, the blob has %d bytes", d, ErrInvalidLayout, name, desc.Size, size)
 	}
 	return nil
+}
+
+// layoutEntries reads the zip directory again (the reader keeps the blob
+// entries only) for the first entries named layout and index.
+func (r *Reader) layoutEntries(layout, index string) (l, i *zipEntry, err error) {
+	err = readDirectory(r.f, r.size, func(name []byte, e *zipEntry) {
+		switch {
+		case l == nil && string(name) == layout:
+			l = new(*e)
+		case i == nil && string(name) == index:
+			i = new(*e)
+		}
+	})
+	return l, i, err
 }

@@ -3,16 +3,18 @@ package archive
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,11 +33,20 @@ const (
 // Reader serves the index and the blobs of one Hangar archive. It is safe
 // for concurrent use.
 type Reader struct {
-	path    string
-	f       *os.File
-	size    int64
-	entries map[string]*zip.File // first entry of each name, central directory order
-	index   *Index
+	path  string
+	f     *os.File
+	size  int64
+	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
+	index *Index
+}
+
+// blobEntry is the zip entry of the blob whose sha256 is sum: 64 bytes.
+type blobEntry struct {
+	sum          [sha256.Size]byte
+	header       int64  // offset of the local file header
+	csize, usize uint64 // compressed and uncompressed sizes
+	seq          uint32 // position among the blob entries (the first of a name wins)
+	method       uint16 // compression method
 }
 
 // Open opens the archive at path, indexes its central directory, and reads,
@@ -44,7 +55,8 @@ type Reader struct {
 //
 // Every entry name must be a local path (ErrUnsafeName). Where a name
 // appears twice, the first entry in central-directory order is used, as
-// Hangar does.
+// Hangar does. Of the entries, the reader keeps only those of the blobs
+// (about 64 bytes each).
 func Open(path string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -66,29 +78,55 @@ func newReader(path string, f *os.File) (*Reader, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("open %s: %w: not a regular file", path, ErrNotArchive)
 	}
-	zr, err := zip.NewReader(f, fi.Size())
-	if err != nil && !(errors.Is(err, zip.ErrInsecurePath) && zr != nil) {
+	r := &Reader{path: path, f: f, size: fi.Size()}
+	var (
+		index      *zipEntry
+		unsafeName []byte
+		isUnsafe   bool
+	)
+	dir, err := readDirectoryEnd(f, r.size)
+	if err == nil {
+		r.blobs = make([]blobEntry, 0, dir.sizeHint(1<<18))
+		err = dir.each(func(name []byte, e *zipEntry) {
+			switch {
+			case !isLocalName(name):
+				if !isUnsafe {
+					unsafeName, isUnsafe = bytes.Clone(name), true
+				}
+			case string(name) == IndexName:
+				if index == nil {
+					index = new(*e)
+				}
+			case bytes.HasPrefix(name, blobPrefix):
+				if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(r.blobs) < math.MaxUint32 {
+					r.blobs = append(r.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(r.blobs)), method: e.method})
+				}
+			}
+		})
+	}
+	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 		return nil, fmt.Errorf("open %s: %w: %w%s", path, ErrNotArchive, err, oldFormatHint(f))
 	}
-	r := &Reader{
-		path:    path,
-		f:       f,
-		size:    fi.Size(),
-		entries: make(map[string]*zip.File, len(zr.File)),
+	if isUnsafe {
+		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, unsafeName)
 	}
-	for _, zf := range zr.File {
-		if !isLocalName(zf.Name) {
-			return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, zf.Name)
+	// The first entry of each name wins: ordered by position after the
+	// digest, it is the first of its run.
+	slices.SortFunc(r.blobs, func(a, b blobEntry) int {
+		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
+			return c
 		}
-		if _, dup := r.entries[zf.Name]; !dup {
-			r.entries[zf.Name] = zf
-		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	r.blobs = slices.CompactFunc(r.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
+	if cap(r.blobs)-len(r.blobs) > len(r.blobs)/8 {
+		r.blobs = slices.Clone(r.blobs)
 	}
-	data, err := r.readIndex()
+	data, err := r.readIndex(index)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -98,27 +136,79 @@ func newReader(path string, f *os.File) (*Reader, error) {
 	return r, nil
 }
 
+// blobPrefix is BlobPrefix as bytes.
+var blobPrefix = []byte(BlobPrefix)
+
+// decodeSum decodes the 64 lower-case hex digits of a sha256 digest.
+func decodeSum[T string | []byte](enc T) (sum [sha256.Size]byte, ok bool) {
+	if len(enc) != 2*sha256.Size {
+		return sum, false
+	}
+	for i := range sum {
+		hi, lo := unhex[enc[2*i]], unhex[enc[2*i+1]]
+		if hi|lo > 0xf {
+			return sum, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+// unhex maps lower-case hex digits to their value, other bytes to 0xff.
+var unhex = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
+
 // readIndex reads the top-level index.json, bounded by MaxIndexSize.
-func (r *Reader) readIndex() ([]byte, error) {
-	zf := r.entries[IndexName]
-	if zf == nil {
+func (r *Reader) readIndex(e *zipEntry) ([]byte, error) {
+	if e == nil {
 		return nil, ErrNoIndex
 	}
-	if zf.UncompressedSize64 > MaxIndexSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrIndexTooLarge, IndexName, zf.UncompressedSize64, MaxIndexSize)
+	if e.usize > MaxIndexSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrIndexTooLarge, IndexName, e.usize, MaxIndexSize)
 	}
-	rc, err := zf.Open()
+	data, err := r.readEntry(e)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
 	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	buf.Grow(int(min(zf.UncompressedSize64, 1<<20)))
-	if _, err := buf.ReadFrom(io.LimitReader(rc, MaxIndexSize+1)); err != nil {
-		return nil, fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
+	return data, nil
+}
+
+// readEntry reads the data of a small entry and checks its size and its
+// CRC-32, as zip.File.Open does.
+func (r *Reader) readEntry(e *zipEntry) ([]byte, error) {
+	rd, c, err := openEntry(r.f, r.size, e)
+	if err != nil {
+		return nil, err
 	}
-	if buf.Len() > MaxIndexSize {
-		return nil, fmt.Errorf("%w: %s is larger than the limit of %d bytes", ErrIndexTooLarge, IndexName, MaxIndexSize)
+	if c != nil {
+		defer c.Close()
+	}
+	// Room for all of it at once, unless the size is not vouched for by
+	// the entry's bytes in the file (a deflated entry's could be a lie).
+	var buf bytes.Buffer
+	buf.Grow(int(min(e.usize, max(e.csize, 1<<20))) + bytes.MinRead)
+	crc := crc32.NewIEEE()
+	if _, err := buf.ReadFrom(io.TeeReader(io.LimitReader(rd, int64(e.usize)+1), crc)); err != nil {
+		return nil, err
+	}
+	switch {
+	case uint64(buf.Len()) < e.usize:
+		return nil, io.ErrUnexpectedEOF
+	case uint64(buf.Len()) > e.usize:
+		return nil, zip.ErrFormat
+	case e.crc != 0 && crc.Sum32() != e.crc: // a CRC-32 that seems set
+		return nil, zip.ErrChecksum
 	}
 	return buf.Bytes(), nil
 }
@@ -138,12 +228,12 @@ func oldFormatHint(f *os.File) string {
 
 // isLocalName reports whether an entry name is a local, slash-separated
 // path: not empty, not absolute, no ".." element, no backslash, no NUL.
-func isLocalName(name string) bool {
-	if name == "" || name[0] == '/' || strings.ContainsAny(name, "\\\x00") {
+func isLocalName(name []byte) bool {
+	if len(name) == 0 || name[0] == '/' || bytes.IndexByte(name, '\\') >= 0 || bytes.IndexByte(name, 0) >= 0 {
 		return false
 	}
-	for elem := range strings.SplitSeq(name, "/") {
-		if elem == ".." {
+	for elem := range bytes.SplitSeq(name, []byte("/")) {
+		if string(elem) == ".." {
 			return false
 		}
 	}
@@ -166,39 +256,40 @@ func (r *Reader) Index() *Index { return r.index }
 func (r *Reader) Path() string { return r.path }
 
 // blobEntry returns the zip entry of the blob with digest d.
-func (r *Reader) blobEntry(d digest.Digest) (*zip.File, []byte, error) {
+func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {
 	alg, enc, ok := strings.Cut(string(d), ":")
 	if !ok || alg == "" || enc == "" {
-		return nil, nil, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
+		return nil, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
 	if alg != string(digest.SHA256) {
-		return nil, nil, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
+		return nil, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
 	}
 	if err := digest.SHA256.Validate(enc); err != nil {
-		return nil, nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, err)
+		return nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, err)
 	}
-	sum, err := hex.DecodeString(enc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, err)
+	sum, ok := decodeSum(enc)
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
-	zf := r.entries[BlobPrefix+enc]
-	if zf == nil {
-		return nil, nil, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
+	i, found := slices.BinarySearchFunc(r.blobs, sum, func(e blobEntry, sum [sha256.Size]byte) int { return bytes.Compare(e.sum[:], sum[:]) })
+	if !found {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
 	}
-	if zf.UncompressedSize64 > math.MaxInt64 {
-		return nil, nil, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", zf.UncompressedSize64)}
+	e := &r.blobs[i]
+	if e.usize > math.MaxInt64 {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", e.usize)}
 	}
-	return zf, sum, nil
+	return e, nil
 }
 
 // Size returns the size in bytes of the blob with digest d, or an error
 // wrapping ErrBlobNotFound or ErrUnsupportedDigest.
 func (r *Reader) Size(d digest.Digest) (int64, error) {
-	zf, _, err := r.blobEntry(d)
+	e, err := r.blobEntry(d)
 	if err != nil {
 		return 0, err
 	}
-	return int64(zf.UncompressedSize64), nil
+	return int64(e.usize), nil
 }
 
 // Open returns a reader of the blob with digest d. Each call returns an
@@ -212,36 +303,27 @@ func (r *Reader) Size(d digest.Digest) (int64, error) {
 // expected size (io.ReadFull, an HTTP body with a Content-Length) still
 // sees it, and never receives the complete bad content. The error is
 // sticky. Stored entries are read in place from the archive file, with no
-// lock; deflated entries through the zip decompressor. The reader
+// lock; deflated entries through a deflate decompressor. The reader
 // implements io.WriterTo, with the same verification.
 func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
-	zf, sum, err := r.blobEntry(d)
+	e, err := r.blobEntry(d)
 	if err != nil {
 		return nil, err
 	}
-	size := int64(zf.UncompressedSize64)
-	br := &blobReader{d: d, want: sum, size: size, h: sha256.New()}
-	switch zf.Method {
-	case zip.Store:
-		if zf.CompressedSize64 != zf.UncompressedSize64 {
-			return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", zf.CompressedSize64, zf.UncompressedSize64)}
-		}
-		off, err := zf.DataOffset()
-		if err != nil {
-			return nil, &corruptError{d: d, reason: "bad entry header", err: err}
-		}
-		if off < 0 || off > r.size || size > r.size-off {
-			return nil, &corruptError{d: d, reason: "entry extends past the end of the file"}
-		}
-		br.r = io.NewSectionReader(r.f, off, size)
-	default:
-		rc, err := zf.Open()
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, zf.Method, err)
-		}
-		br.r, br.c = rc, rc
+	if e.method == zip.Store && e.csize != e.usize {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", e.csize, e.usize)}
 	}
-	return br, nil
+	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: e.csize, usize: e.usize, method: e.method})
+	switch {
+	case err == nil:
+	case errors.Is(err, zip.ErrAlgorithm):
+		return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, e.method, err)
+	case errors.Is(err, errPastEnd):
+		return nil, &corruptError{d: d, reason: err.Error()}
+	default:
+		return nil, &corruptError{d: d, reason: "bad entry header", err: err}
+	}
+	return &blobReader{r: rd, c: c, d: d, want: e.sum, size: int64(e.usize), h: sha256.New()}, nil
 }
 
 // ReadBlob reads the whole blob with digest d, verified, refusing blobs
@@ -299,7 +381,7 @@ type blobReader struct {
 	r    io.Reader // the entry data
 	c    io.Closer // the decompressor, if any
 	d    digest.Digest
-	want []byte
+	want [sha256.Size]byte
 	size int64
 	n    int64
 	h    hash.Hash
@@ -343,7 +425,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 // finish checks the digest once all bytes are read.
 func (b *blobReader) finish() {
 	var sum [sha256.Size]byte
-	if !bytes.Equal(b.h.Sum(sum[:0]), b.want) {
+	if b.h.Sum(sum[:0]); sum != b.want {
 		b.err = &corruptError{d: b.d, reason: "content does not match its digest"}
 		return
 	}

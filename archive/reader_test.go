@@ -540,6 +540,53 @@ func TestDuplicates(t *testing.T) {
 	}
 }
 
+func TestDuplicateBlobs(t *testing.T) {
+	// Two entries for each blob: the first of the central directory is
+	// read, good or bad, whatever the order of the digests.
+	images := sharedImages()
+	probe := write(t, images, archivetest.Options{})
+	var ds []digest.Digest
+	for d := range probe.Blobs {
+		ds = append(ds, d)
+	}
+	var extra []archivetest.Entry
+	good, bad := map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	for i, d := range ds {
+		data, err := readAll(open(t, probe.Path), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, second := data, []byte("not "+d.Encoded())
+		if i%2 == 1 {
+			first, second = second, first
+			bad[d] = true
+		} else {
+			good[d] = true
+		}
+		extra = append(extra, archivetest.Entry{Name: blobName(d), Data: first}, archivetest.Entry{Name: blobName(d), Data: second})
+	}
+	// The images' own blob entries are left out, the pairs written instead.
+	written := map[string]int{}
+	omit := func(name string) bool {
+		written[name]++
+		return strings.HasPrefix(name, archive.BlobPrefix) && written[name] == 1
+	}
+	w := write(t, images, archivetest.Options{Omit: omit, Extra: extra})
+	r := open(t, w.Path)
+	for d := range good {
+		if _, err := readAll(r, d); err != nil {
+			t.Errorf("blob %s, first entry good: %v", d, err)
+		}
+	}
+	for d := range bad {
+		_, err := readAll(r, d)
+		wantErr(t, err, archive.ErrDigestMismatch)
+	}
+	if len(good) == 0 || len(bad) == 0 {
+		t.Fatalf("%d good, %d bad", len(good), len(bad))
+	}
+}
+
 func TestIndexEntryNames(t *testing.T) {
 	// Case-insensitive keys and unknown fields, as Hangar's encoding/json.
 	data := []byte(`{"VERSION":"v1.2.0","Time":"x","extra":1,"List":[{"Source":"docker.io/a/b","TAG":"1","Images":[{"Digest":"` +
@@ -569,6 +616,7 @@ func TestZip64(t *testing.T) {
 	if !bytes.Contains(data[len(data)-200:], []byte{'P', 'K', 6, 6}) {
 		t.Fatal("no zip64 end of central directory record")
 	}
+	sameAsArchiveZip(t, data)
 	r := open(t, w.Path)
 	for d := range w.Blobs {
 		if _, err := readAll(r, d); err != nil {

@@ -39,6 +39,19 @@ type blobTask struct {
 	repo string
 }
 
+// taskKey names the transfer of a digest into a repository.
+type taskKey struct {
+	repo   string
+	digest digest.Digest
+}
+
+// closedDone is the done channel of finished tasks that are kept.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// succeeded stands for every successful transfer, so that a finished one
+// costs its map entry only.
+var succeeded = &blobTask{done: closedDone}
+
 // blobScheduler moves each (repository, blob) pair once for the whole load:
 // the first repository to need a digest checks for it and uploads it; the
 // others wait for that and mount it from there (falling back to an upload
@@ -54,7 +67,7 @@ type blobScheduler struct {
 
 	running sync.WaitGroup // transfers under way
 	mu      sync.Mutex
-	tasks   map[string]*blobTask        // repository + "@" + digest
+	tasks   map[taskKey]*blobTask       // succeeded once done without error
 	leaders map[digest.Digest]*blobTask // the first task of each digest
 }
 
@@ -67,7 +80,7 @@ func newBlobScheduler(ctx context.Context, ar *archive.Reader, concurrency int, 
 		ar:      ar,
 		sem:     semaphore.NewWeighted(int64(concurrency)),
 		dryRun:  dryRun,
-		tasks:   map[string]*blobTask{},
+		tasks:   map[taskKey]*blobTask{},
 		leaders: map[digest.Digest]*blobTask{},
 	}
 }
@@ -77,11 +90,11 @@ func newBlobScheduler(ctx context.Context, ar *archive.Reader, concurrency int, 
 // context, not ctx: a blob shared by several images keeps going when the
 // image that asked first fails or gives up; ctx only bounds the wait.
 func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, stats *Stats, onBytes func(int64)) error {
-	key := repo.Name() + "@" + desc.Digest.String()
+	key := taskKey{repo.Name(), desc.Digest}
 	s.mu.Lock()
 	t, ok := s.tasks[key]
 	if !ok {
-		t = &blobTask{done: make(chan struct{}), repo: repo.Name()}
+		t = &blobTask{done: make(chan struct{}), repo: key.repo}
 		s.tasks[key] = t
 		leader := s.leaders[desc.Digest]
 		if leader == nil {
@@ -91,15 +104,7 @@ func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc 
 		go func() {
 			defer s.running.Done()
 			t.err = s.transfer(s.ctx, repo, desc, leader, stats, onBytes)
-			if t.err != nil && leader == nil {
-				// let a later repository lead the next attempt at this digest
-				s.mu.Lock()
-				if s.leaders[desc.Digest] == t {
-					delete(s.leaders, desc.Digest)
-				}
-				s.mu.Unlock()
-			}
-			close(t.done)
+			s.finish(key, t, leader == nil)
 		}()
 	}
 	s.mu.Unlock()
@@ -109,6 +114,24 @@ func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc 
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// finish records the end of task t. A success is kept as succeeded, and,
+// for the leader of a digest, as a small task naming its repository. After
+// a failed leader, a later repository leads the next attempt at the digest.
+func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
+	s.mu.Lock()
+	switch {
+	case t.err == nil:
+		s.tasks[key] = succeeded
+		if leads && s.leaders[key.digest] == t {
+			s.leaders[key.digest] = &blobTask{done: closedDone, repo: t.repo}
+		}
+	case leads && s.leaders[key.digest] == t:
+		delete(s.leaders, key.digest)
+	}
+	s.mu.Unlock()
+	close(t.done)
 }
 
 // wait waits for every transfer started, including those no image waits

@@ -296,6 +296,37 @@ func selectManifests(ar *archive.Reader, img *Image, e archive.Image, opts Optio
 	}
 }
 
+// commonMediaType returns the constant for a common blob media type, so that
+// the plan holds no copy of it per blob.
+func commonMediaType(mediaType string) string {
+	switch mediaType {
+	case ocispec.MediaTypeImageLayerGzip:
+		return ocispec.MediaTypeImageLayerGzip
+	case ocispec.MediaTypeImageLayer:
+		return ocispec.MediaTypeImageLayer
+	case ocispec.MediaTypeImageLayerZstd:
+		return ocispec.MediaTypeImageLayerZstd
+	case ocispec.MediaTypeImageConfig:
+		return ocispec.MediaTypeImageConfig
+	case ocispec.MediaTypeEmptyJSON:
+		return ocispec.MediaTypeEmptyJSON
+	case mediaTypeDockerLayer:
+		return mediaTypeDockerLayer
+	case mediaTypeDockerConfig:
+		return mediaTypeDockerConfig
+	case mediaTypeInToto:
+		return mediaTypeInToto
+	}
+	return mediaType
+}
+
+// Media types of Docker images and BuildKit attestations.
+const (
+	mediaTypeDockerLayer  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	mediaTypeDockerConfig = "application/vnd.docker.container.image.v1+json"
+	mediaTypeInToto       = "application/vnd.in-toto+json"
+)
+
 // tagMain marks a manifest that goes to the image's own tag (charts, files).
 const tagMain = "\x00main"
 
@@ -336,7 +367,8 @@ func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, at
 		Body:        body,
 		Attestation: att,
 	}
-	for _, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
+	m.Blobs = make([]ocispec.Descriptor, 0, 1+len(parsed.Layers))
+	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
 		if len(d.URLs) > 0 {
 			continue // foreign layer: not stored, not pushed
 		}
@@ -350,7 +382,15 @@ func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, at
 		if size != d.Size {
 			return fail("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
 		}
-		m.Blobs = append(m.Blobs, ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size})
+		// The plan holds the strings of the index, which the archive
+		// reader keeps anyway, rather than copies.
+		switch {
+		case i == 0 && d.Digest == item.Config:
+			d.Digest = item.Config
+		case i > 0 && i-1 < len(item.Layers) && d.Digest == item.Layers[i-1]:
+			d.Digest = item.Layers[i-1]
+		}
+		m.Blobs = append(m.Blobs, ocispec.Descriptor{MediaType: commonMediaType(d.MediaType), Digest: d.Digest, Size: d.Size})
 	}
 	if parsed.Config.MediaType == manifest.MediaTypeHelmConfig {
 		m.Tag = tagMain
