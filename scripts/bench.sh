@@ -28,7 +28,7 @@
 # Environment:
 #   BENCH_SIZE_MB   total blob size of the archive in MiB (default 300)
 #   BENCH_IMAGES    images (default 30); BENCH_PROJECTS projects (default 4)
-#   BENCH_REPEAT    repetitions of each measurement (default 3)
+#   BENCH_REPEAT    repetitions of each measurement (default 5)
 #   BENCH_RSS_10X   0: skip the load of the archive 10x the size (default
 #                   1; it needs about 21x BENCH_SIZE_MB of free disk space,
 #                   6.2 GiB by default, for the archive and the registry)
@@ -45,7 +45,7 @@ GO=${GO:-go}
 SIZE_MB=${BENCH_SIZE_MB:-300}
 IMAGES=${BENCH_IMAGES:-30}
 PROJECTS=${BENCH_PROJECTS:-4}
-REPEAT=${BENCH_REPEAT:-3}
+REPEAT=${BENCH_REPEAT:-5}
 RSS_10X=${BENCH_RSS_10X:-1}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 CONC=8 # loader.DefaultOptions().BlobConcurrency
@@ -144,6 +144,9 @@ measure() {
 	shift
 	log=$WORK/logs/$label.0.log
 	[[ -e $WORK/$label.m ]] && log=$WORK/logs/$label.$(wc -l <"$WORK/$label.m").log
+	# start every step with the disk settled: no writeback of an earlier
+	# step (its registry's blobs, a deleted archive) runs during this one
+	sync
 	if ! "$TOOLS/hangar-rusage" -o "$WORK/$label.m" -- "$@" >"$log" 2>&1; then
 		tail -n 20 "$log" >&2
 		die "$label failed: $*"
