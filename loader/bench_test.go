@@ -18,18 +18,17 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/cnrancher/docker-hangar/internal/floor"
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 	"github.com/cnrancher/docker-hangar/loader"
-	"github.com/cnrancher/docker-hangar/manifest"
 )
 
 // BenchmarkLoad loads a synthetic archive (archivetest.Synthetic: 30
 // images over 4 projects, amd64 and arm64, shared base layers,
 // attestations) into an in-process registry, and compares with the floor
-// client of scripts/bench.sh (registrytest.Floor):
+// client of scripts/bench.sh (floor.Push):
 //
 //   - cold: default options, a fresh registry each iteration;
 //   - warm: default options, the registry already holds everything;
@@ -166,7 +165,7 @@ func BenchmarkLoad(b *testing.B) {
 				b.StopTimer()
 				reg := start(b, &counts)
 				b.StartTimer()
-				floor(b, path, reg, conc)
+				pushFloor(b, path, reg, conc)
 				b.StopTimer()
 				reg.Close()
 				b.StartTimer()
@@ -188,9 +187,9 @@ type benchRegistry interface {
 	Close()
 }
 
-// floor runs the floor client of scripts/bench.sh (internal/cmd/hangar-floor)
+// pushFloor runs the floor client of scripts/bench.sh (internal/cmd/hangar-floor)
 // against reg.
-func floor(b *testing.B, path string, reg benchRegistry, conc int) {
+func pushFloor(b *testing.B, path string, reg benchRegistry, conc int) {
 	b.Helper()
 	opts := loader.DefaultOptions()
 	opts.Source, opts.Destination = path, reg.Host()
@@ -199,30 +198,14 @@ func floor(b *testing.B, path string, reg benchRegistry, conc int) {
 		b.Fatal(err)
 	}
 	defer ar.Close()
-	var list []registrytest.FloorManifest
-	for _, img := range plan.Images {
-		var descs []ocispec.Descriptor
-		for _, m := range img.Manifests {
-			ref := m.Tag
-			if ref == "" {
-				ref = m.Descriptor.Digest.String()
-			}
-			list = append(list, registrytest.FloorManifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: m.Body, Blobs: m.Blobs})
-			descs = append(descs, m.Descriptor)
-		}
-		if img.SkipIndex {
-			continue
-		}
-		merged, err := manifest.Merge(nil, descs, manifest.MergeOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		list = append(list, registrytest.FloorManifest{Repo: img.Repository, Reference: img.Tag, MediaType: ocispec.MediaTypeImageIndex, Body: merged.Bytes, Late: true})
+	list, err := floor.FromPlan(plan)
+	if err != nil {
+		b.Fatal(err)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * conc}}
 	defer client.CloseIdleConnections()
 	open := func(d digest.Digest) (io.ReadCloser, error) { return ar.Open(d) }
-	if _, err := registrytest.Floor(context.Background(), client, "http://"+reg.Host(), open, list, conc); err != nil {
+	if _, err := floor.Push(context.Background(), client, "http://"+reg.Host(), open, list, conc); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -6,7 +6,7 @@
 //
 // It selects what a default load selects (loader.Open with the default
 // options: linux/amd64 and linux/arm64, attestations, per-platform tags),
-// then, with plain net/http and no checks (registrytest.Floor):
+// then, with plain net/http and no checks (floor.Push):
 //
 //  1. pushes each distinct blob exactly once, into the first repository
 //     that needs it: POST /v2/<repo>/blobs/uploads/, then one PUT
@@ -38,11 +38,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/cnrancher/docker-hangar/internal/registrytest"
+	"github.com/cnrancher/docker-hangar/internal/floor"
 	"github.com/cnrancher/docker-hangar/loader"
-	"github.com/cnrancher/docker-hangar/manifest"
 )
 
 func main() {
@@ -69,50 +67,17 @@ func run(source, dest string, conc int) error {
 		return err
 	}
 	defer ar.Close()
-	list, err := FloorManifests(plan)
+	list, err := floor.FromPlan(plan)
 	if err != nil {
 		return err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(conc, 1) * 2}}
 	open := func(d digest.Digest) (io.ReadCloser, error) { return ar.Open(d) }
-	st, err := registrytest.Floor(context.Background(), client, "http://"+plan.Host, open, list, conc)
+	st, err := floor.Push(context.Background(), client, "http://"+plan.Host, open, list, conc)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("floor -c %d: %.3fs uploaded %d bytes (%d blobs), mounted %d bytes (%d blobs), %d manifests, %d requests\n",
 		conc, time.Since(start).Seconds(), st.Uploaded, st.UploadedBlobs, st.Mounted, st.MountedBlobs, st.Manifests, st.Requests)
 	return nil
-}
-
-// FloorManifests lists what a cold load of plan pushes: each manifest to
-// its tag (or by digest), then each image's index to the image's tag.
-func FloorManifests(plan *loader.Plan) ([]registrytest.FloorManifest, error) {
-	var list []registrytest.FloorManifest
-	for _, img := range plan.Images {
-		if img.Err != nil {
-			return nil, fmt.Errorf("%s: %w", img.Source, img.Err)
-		}
-		var descs []ocispec.Descriptor
-		for _, m := range img.Manifests {
-			ref := m.Tag
-			if ref == "" {
-				ref = m.Descriptor.Digest.String()
-			}
-			list = append(list, registrytest.FloorManifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: m.Body, Blobs: m.Blobs})
-			descs = append(descs, m.Descriptor)
-		}
-		if img.SkipIndex {
-			continue
-		}
-		merged, err := manifest.Merge(nil, descs, manifest.MergeOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", img.Source, err)
-		}
-		ref := img.Tag
-		if ref == "" {
-			ref = digest.FromBytes(merged.Bytes).String()
-		}
-		list = append(list, registrytest.FloorManifest{Repo: img.Repository, Reference: ref, MediaType: ocispec.MediaTypeImageIndex, Body: merged.Bytes, Late: true})
-	}
-	return list, nil
 }

@@ -1,4 +1,7 @@
-package registrytest
+// Package floor is the simplest correct client a load is measured against
+// (make bench, loader's BenchmarkLoad): the same bytes, pushed with plain
+// net/http and no checks.
+package floor
 
 import (
 	"bytes"
@@ -13,11 +16,14 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/cnrancher/docker-hangar/loader"
+	"github.com/cnrancher/docker-hangar/manifest"
 )
 
-// FloorManifest is one manifest the floor client pushes, after the blobs
+// Manifest is one manifest the floor client pushes, after the blobs
 // it names.
-type FloorManifest struct {
+type Manifest struct {
 	// Repo is the repository, Reference the tag (or digest) to push to.
 	Repo, Reference string
 	// MediaType and Body of the manifest, pushed as they are.
@@ -29,8 +35,8 @@ type FloorManifest struct {
 	Late bool
 }
 
-// FloorStats counts what Floor did.
-type FloorStats struct {
+// Stats counts what Push did.
+type Stats struct {
 	// Uploaded bytes and blobs: each distinct digest once.
 	Uploaded      int64
 	UploadedBlobs int
@@ -44,7 +50,7 @@ type FloorStats struct {
 	Requests int64
 }
 
-// Floor is the simplest correct client a load can be measured against: it
+// Push is the simplest correct client a load can be measured against: it
 // pushes each distinct blob of manifests exactly once (POST, then one PUT
 // with the whole body streamed from open, into the first repository that
 // names it), mounts it into the other repositories that name it (one POST
@@ -52,8 +58,8 @@ type FloorStats struct {
 // repository), then pushes the manifests, then the late ones. No HEAD
 // checks, no retries, no authentication. concurrency bounds the requests in
 // flight in each phase (1: strictly sequential).
-func Floor(ctx context.Context, client *http.Client, base string, open func(digest.Digest) (io.ReadCloser, error), manifests []FloorManifest, concurrency int) (FloorStats, error) {
-	var st FloorStats
+func Push(ctx context.Context, client *http.Client, base string, open func(digest.Digest) (io.ReadCloser, error), manifests []Manifest, concurrency int) (Stats, error) {
+	var st Stats
 	base = strings.TrimSuffix(base, "/")
 	type blobJob struct {
 		repo string
@@ -206,7 +212,7 @@ func Floor(ctx context.Context, client *http.Client, base string, open func(dige
 		if err != nil {
 			break
 		}
-		var list []FloorManifest
+		var list []Manifest
 		for _, m := range manifests {
 			if m.Late == late {
 				list = append(list, m)
@@ -233,4 +239,37 @@ func Floor(ctx context.Context, client *http.Client, base string, open func(dige
 		return st, fmt.Errorf("floor: %w", err)
 	}
 	return st, nil
+}
+
+// FromPlan lists what a cold load of plan pushes: each manifest to
+// its tag (or by digest), then each image's index to the image's tag.
+func FromPlan(plan *loader.Plan) ([]Manifest, error) {
+	var list []Manifest
+	for _, img := range plan.Images {
+		if img.Err != nil {
+			return nil, fmt.Errorf("%s: %w", img.Source, img.Err)
+		}
+		var descs []ocispec.Descriptor
+		for _, m := range img.Manifests {
+			ref := m.Tag
+			if ref == "" {
+				ref = m.Descriptor.Digest.String()
+			}
+			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: m.Body, Blobs: m.Blobs})
+			descs = append(descs, m.Descriptor)
+		}
+		if img.SkipIndex {
+			continue
+		}
+		merged, err := manifest.Merge(nil, descs, manifest.MergeOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", img.Source, err)
+		}
+		ref := img.Tag
+		if ref == "" {
+			ref = digest.FromBytes(merged.Bytes).String()
+		}
+		list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: ocispec.MediaTypeImageIndex, Body: merged.Bytes, Late: true})
+	}
+	return list, nil
 }
