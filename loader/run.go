@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,8 +177,8 @@ func begin(ctx context.Context, plan *Plan, opts Options) (*Result, *oras.Regist
 	for _, img := range plan.Images {
 		res.Images[img] = &ImageResult{}
 	}
-	opts.Log.Infof(0, "Arch List: [%s]", join(opts.Arch))
-	opts.Log.Infof(0, "OS List: [%s]", join(opts.OS))
+	opts.Log.Infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
+	opts.Log.Infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
 	for _, l := range plan.Lines {
 		if l.Err != nil {
 			opts.Log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, l.Err)
@@ -487,17 +488,6 @@ func platformString(p *ocispec.Platform) string {
 		s += "/" + p.Variant
 	}
 	return s
-}
-
-func join(list []string) string {
-	var b bytes.Buffer
-	for i, s := range list {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
 }
 
 // WriteFailedList writes the failed list, one key per line.

@@ -77,7 +77,7 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 	if err != nil {
 		return err
 	}
-	named := map[string]bool{}
+	var existing *manifest.Existing
 	if img.Tag != "" && !img.SkipIndex {
 		desc, body, err := repo.FetchManifest(ctx, img.Tag)
 		if errors.Is(err, oras.ErrNotFound) {
@@ -86,19 +86,14 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 		if err != nil {
 			return fmt.Errorf("image [%s]: %w", img.Reference, err)
 		}
-		existing, err := manifest.ParseExisting(desc.MediaType, body)
-		if err != nil {
+		if existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
 			return fmt.Errorf("image [%s]: %w", img.Reference, err)
-		}
-		for _, d := range existing.Manifests {
-			named[d.Digest.String()] = true
 		}
 	}
 	for _, m := range img.Manifests {
-		desc := m.Descriptor
-		desc.Platform, desc.Annotations = nil, nil
+		desc := manifestDescriptor(m)
 		if img.SkipIndex && img.Tag != "" {
-			got, _, err := repo.FetchManifest(ctx, img.Tag)
+			got, err := repo.ResolveManifest(ctx, img.Tag)
 			if err != nil && !errors.Is(err, oras.ErrNotFound) {
 				return fmt.Errorf("image [%s]: %w", img.Reference, err)
 			}
@@ -107,7 +102,7 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 			}
 			continue
 		}
-		if img.Tag != "" && !named[desc.Digest.String()] {
+		if img.Tag != "" && !existing.HasDigest(desc.Digest) {
 			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference, desc.Digest, platformString(m.Descriptor.Platform), ErrValidation)
 		}
 		ok, err := repo.ManifestExists(ctx, desc)
