@@ -120,7 +120,7 @@ func BenchmarkLoad(b *testing.B) {
 			reg := start(b, &counts)
 			opts := options(b, reg.Host())
 			if heapProfile != "" {
-				opts.Progress = &heapSnapshot{path: heapProfile, at: images / 2}
+				opts.Events = (&heapSnapshot{path: heapProfile, at: images / 2}).event
 				heapProfile = "" // first iteration only
 			}
 			b.StartTimer()
@@ -198,7 +198,7 @@ func pushFloor(b *testing.B, path string, reg benchRegistry, conc int) {
 		b.Fatal(err)
 	}
 	defer ar.Close()
-	list, err := floor.FromPlan(plan)
+	list, err := floor.FromPlan(plan, ar)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -270,17 +270,13 @@ func startProcess(b *testing.B, dir string) benchRegistry {
 // heapSnapshot writes a heap profile (after a GC) when the at-th image is
 // done: what a load holds in the middle of its work.
 type heapSnapshot struct {
-	loader.Progress // nil: keeps this compiling if the interface grows
-	path            string
-	at              int
-	done            atomic.Int64
+	path string
+	at   int
+	done atomic.Int64
 }
 
-func (h *heapSnapshot) LoadStarted(*loader.Plan)       {}
-func (h *heapSnapshot) ImageStarted(*loader.Image)     {}
-func (h *heapSnapshot) BlobBytes(*loader.Image, int64) {}
-func (h *heapSnapshot) ImageDone(*loader.Image, *loader.ImageResult) {
-	if h.done.Add(1) != int64(h.at) {
+func (h *heapSnapshot) event(ev loader.Event) {
+	if _, ok := ev.(loader.ImageDone); !ok || h.done.Add(1) != int64(h.at) {
 		return
 	}
 	runtime.GC()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -15,20 +16,99 @@ import (
 	"github.com/cnrancher/docker-hangar/oras"
 )
 
-// Stats counts the bytes of a load by what happened to them.
+// Stats counts the bytes of an image's distinct blobs by what happened to
+// them; each blob of an image counts once, in one field. The load's Stats
+// are the sums over its images, taken once every transfer has finished.
 type Stats struct {
-	// Uploaded bytes were streamed from the archive to the registry.
+	// Uploaded bytes were streamed from the archive to the registry (or
+	// would be, in a dry run).
 	Uploaded int64
 	// Mounted bytes were mounted from another repository of the registry.
 	Mounted int64
-	// Present bytes were already in the destination repository.
+	// Present bytes were in the destination repository already, or were
+	// put there by this load for another image.
 	Present int64
 }
 
-func (s *Stats) add(o *Stats) {
-	atomic.AddInt64(&s.Uploaded, atomic.LoadInt64(&o.Uploaded))
-	atomic.AddInt64(&s.Mounted, atomic.LoadInt64(&o.Mounted))
-	atomic.AddInt64(&s.Present, atomic.LoadInt64(&o.Present))
+func (s *Stats) add(o Stats) {
+	s.Uploaded += o.Uploaded
+	s.Mounted += o.Mounted
+	s.Present += o.Present
+}
+
+// outcome is what a blob transfer did.
+type outcome int
+
+const (
+	outcomePresent outcome = iota
+	outcomeMounted
+	outcomeUploaded
+)
+
+// tracker accounts for the bytes of one image and reports its progress.
+type tracker struct {
+	img   *Image
+	total int64
+	em    *emitter
+
+	mu       sync.Mutex
+	counted  map[digest.Digest]bool
+	stats    Stats
+	done     int64 // accounted bytes plus bytes of uploads in flight
+	lastEmit time.Time
+}
+
+func newTracker(img *Image, em *emitter) *tracker {
+	return &tracker{img: img, total: img.Size(), em: em, counted: map[digest.Digest]bool{}}
+}
+
+// account counts a blob of the image once, by its outcome.
+func (t *tracker) account(desc ocispec.Descriptor, o outcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.counted[desc.Digest] {
+		return
+	}
+	t.counted[desc.Digest] = true
+	switch o {
+	case outcomeUploaded:
+		t.stats.Uploaded += desc.Size
+	case outcomeMounted:
+		t.stats.Mounted += desc.Size
+	default:
+		t.stats.Present += desc.Size
+	}
+	t.done += desc.Size
+	t.progress(true)
+}
+
+// inflight adds (or, when an upload restarts, removes) bytes of an upload
+// under way.
+func (t *tracker) inflight(delta int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done += delta
+	t.progress(false)
+}
+
+// progress reports the image's bytes; the caller holds mu.
+func (t *tracker) progress(force bool) {
+	if !t.em.enabled() {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(t.lastEmit) < ProgressInterval {
+		return
+	}
+	t.lastEmit = now
+	t.em.emit(ImageProgress{Image: t.img, Done: min(max(t.done, 0), t.total), Total: t.total})
+}
+
+// snapshot returns the image's stats so far.
+func (t *tracker) snapshot() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
 }
 
 // blobTask is the transfer of one blob into one repository. Every image
@@ -55,15 +135,15 @@ var succeeded = &blobTask{done: closedDone}
 // blobScheduler moves each (repository, blob) pair once for the whole load:
 // the first repository to need a digest checks for it and uploads it; the
 // others wait for that and mount it from there (falling back to an upload
-// when the registry declines).
+// when the registry declines). A transfer that failed is tried again by
+// the next image that needs it, unless the archive's bytes are at fault.
 //
 // References: architecture.md, "Blobs".
 type blobScheduler struct {
-	ctx      context.Context // the load's
-	ar       *archive.Reader
-	sem      *semaphore.Weighted
-	dryRun   bool
-	progress func(n int64)
+	ctx    context.Context // the load's
+	src    Source
+	sem    *semaphore.Weighted
+	dryRun bool
 
 	running sync.WaitGroup // transfers under way
 	mu      sync.Mutex
@@ -71,54 +151,61 @@ type blobScheduler struct {
 	leaders map[digest.Digest]*blobTask // the first task of each digest
 }
 
-func newBlobScheduler(ctx context.Context, ar *archive.Reader, concurrency int, dryRun bool) *blobScheduler {
-	if concurrency < 1 {
-		concurrency = 1
-	}
+func newBlobScheduler(ctx context.Context, src Source, concurrency int, dryRun bool) *blobScheduler {
 	return &blobScheduler{
 		ctx:     ctx,
-		ar:      ar,
-		sem:     semaphore.NewWeighted(int64(concurrency)),
+		src:     src,
+		sem:     semaphore.NewWeighted(int64(max(concurrency, 1))),
 		dryRun:  dryRun,
 		tasks:   map[taskKey]*blobTask{},
 		leaders: map[digest.Digest]*blobTask{},
 	}
 }
 
-// ensure makes blob desc present in repo, counting its bytes into stats and
-// reporting upload progress to onBytes. The transfer runs under the load's
-// context, not ctx: a blob shared by several images keeps going when the
-// image that asked first fails or gives up; ctx only bounds the wait.
-func (s *blobScheduler) ensure(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, stats *Stats, onBytes func(int64)) error {
+// ensure makes blob desc present in repo and accounts for it in t. The
+// transfer runs under the load's context, not ctx: a blob shared by several
+// images keeps going when the image that asked first fails or gives up
+// (its bytes still count for that image); ctx only bounds the wait.
+func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc ocispec.Descriptor, t *tracker) error {
 	key := taskKey{repo.Name(), desc.Digest}
 	s.mu.Lock()
-	t, ok := s.tasks[key]
+	task, ok := s.tasks[key]
 	if !ok {
-		t = &blobTask{done: make(chan struct{}), repo: key.repo}
-		s.tasks[key] = t
+		task = &blobTask{done: make(chan struct{}), repo: key.repo}
+		s.tasks[key] = task
 		leader := s.leaders[desc.Digest]
 		if leader == nil {
-			s.leaders[desc.Digest] = t
+			s.leaders[desc.Digest] = task
 		}
 		s.running.Add(1)
 		go func() {
 			defer s.running.Done()
-			t.err = s.transfer(s.ctx, repo, desc, leader, stats, onBytes)
-			s.finish(key, t, leader == nil)
+			var o outcome
+			o, task.err = s.transfer(s.ctx, repo, desc, leader, t)
+			if task.err == nil {
+				t.account(desc, o)
+			}
+			s.finish(key, task, leader == nil)
 		}()
 	}
 	s.mu.Unlock()
 	select {
-	case <-t.done:
-		return t.err
+	case <-task.done:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+	if task.err != nil {
+		return task.err
+	}
+	t.account(desc, outcomePresent) // a no-op for the image that transferred it
+	return nil
 }
 
 // finish records the end of task t. A success is kept as succeeded, and,
-// for the leader of a digest, as a small task naming its repository. After
-// a failed leader, a later repository leads the next attempt at the digest.
+// for the leader of a digest, as a small task naming its repository. A
+// failure is forgotten, so that the next image tries again, unless the
+// archive's bytes are at fault. After a failed leader, a later repository
+// leads the next attempt at the digest.
 func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
 	s.mu.Lock()
 	switch {
@@ -127,33 +214,44 @@ func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
 		if leads && s.leaders[key.digest] == t {
 			s.leaders[key.digest] = &blobTask{done: closedDone, repo: t.repo}
 		}
-	case leads && s.leaders[key.digest] == t:
-		delete(s.leaders, key.digest)
+	default:
+		if !contentError(t.err) && s.tasks[key] == t {
+			delete(s.tasks, key)
+		}
+		if leads && s.leaders[key.digest] == t {
+			delete(s.leaders, key.digest)
+		}
 	}
 	s.mu.Unlock()
 	close(t.done)
+}
+
+// contentError reports a failure that another attempt cannot cure: the
+// archive's bytes do not match their digest, or the archive lacks them.
+func contentError(err error) bool {
+	return errors.Is(err, archive.ErrDigestMismatch) || errors.Is(err, oras.ErrDigestMismatch) || errors.Is(err, archive.ErrBlobNotFound)
 }
 
 // wait waits for every transfer started, including those no image waits
 // for any more.
 func (s *blobScheduler) wait() { s.running.Wait() }
 
-func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, desc ocispec.Descriptor, leader *blobTask, stats *Stats, onBytes func(int64)) error {
+func (s *blobScheduler) transfer(ctx context.Context, repo Repository, desc ocispec.Descriptor, leader *blobTask, t *tracker) (outcome, error) {
 	from := ""
 	if leader != nil {
 		select {
 		case <-leader.done:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return 0, context.Cause(ctx)
 		}
 		if leader.err == nil {
 			from = leader.repo
-		} else if errors.Is(leader.err, archive.ErrDigestMismatch) || errors.Is(leader.err, oras.ErrDigestMismatch) || errors.Is(leader.err, archive.ErrBlobNotFound) {
-			return leader.err
+		} else if contentError(leader.err) {
+			return 0, leader.err
 		}
 	}
 	if err := s.sem.Acquire(ctx, 1); err != nil {
-		return context.Cause(ctx)
+		return 0, context.Cause(ctx)
 	}
 	defer s.sem.Release(1)
 
@@ -162,45 +260,44 @@ func (s *blobScheduler) transfer(ctx context.Context, repo *oras.Repository, des
 	if s.dryRun || from == "" && desc.Size >= checkThreshold {
 		ok, err := repo.BlobExists(ctx, desc)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if ok {
-			atomic.AddInt64(&stats.Present, desc.Size)
-			return nil
-		}
-		if s.dryRun {
-			if from != "" {
-				atomic.AddInt64(&stats.Mounted, desc.Size)
-			} else {
-				atomic.AddInt64(&stats.Uploaded, desc.Size)
-			}
-			return nil
+		switch {
+		case ok:
+			return outcomePresent, nil
+		case s.dryRun && from != "":
+			return outcomeMounted, nil
+		case s.dryRun:
+			return outcomeUploaded, nil
 		}
 	}
+	// The bytes of the attempt under way count as progress; a retried
+	// upload starts again from zero.
+	var sent atomic.Int64
+	defer func() { t.inflight(-sent.Swap(0)) }()
 	open := func() (io.ReadCloser, error) {
-		rc, err := s.ar.Open(desc.Digest)
+		t.inflight(-sent.Swap(0))
+		rc, err := s.src.Open(desc.Digest)
 		if err != nil {
 			return nil, err
 		}
-		return &countingReader{rc: rc, onBytes: onBytes}, nil
+		return &countingReader{rc: rc, onBytes: func(n int64) { sent.Add(n); t.inflight(n) }}, nil
 	}
 	if from != "" {
 		mounted, err := repo.MountBlob(ctx, desc, from, open)
-		if err != nil {
-			return err
+		switch {
+		case err != nil:
+			return 0, err
+		case mounted:
+			return outcomeMounted, nil
+		default:
+			return outcomeUploaded, nil
 		}
-		if mounted {
-			atomic.AddInt64(&stats.Mounted, desc.Size)
-		} else {
-			atomic.AddInt64(&stats.Uploaded, desc.Size)
-		}
-		return nil
 	}
 	if err := repo.PushBlob(ctx, desc, open); err != nil {
-		return err
+		return 0, err
 	}
-	atomic.AddInt64(&stats.Uploaded, desc.Size)
-	return nil
+	return outcomeUploaded, nil
 }
 
 // checkThreshold is the size from which a blob's presence is checked before
@@ -215,7 +312,7 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
-	if n > 0 && c.onBytes != nil {
+	if n > 0 {
 		c.onBytes(int64(n))
 	}
 	return n, err

@@ -36,13 +36,7 @@ func testOptions(t *testing.T, source, dest string) loader.Options {
 	opts.Source = source
 	opts.Destination = dest
 	opts.Registry.ConfigDir = t.TempDir()
-	var out bytes.Buffer
-	opts.Log = &loader.Logger{Out: &out, Err: &out, HideTime: true}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("load log:\n%s", out.String())
-		}
-	})
+	record(t, &opts)
 	return opts
 }
 
@@ -107,7 +101,7 @@ func TestFixturePartialList(t *testing.T) {
 	opts := testOptions(t, filepath.Join(dir, "basic.zip"), reg.Host())
 	opts.ImageList = filepath.Join(dir, "partial-list.txt")
 	res := load(t, opts)
-	if res.Err() == nil {
+	if len(res.Failed) == 0 {
 		t.Fatal("load with a missing image succeeded")
 	}
 	failedFile := filepath.Join(t.TempDir(), "failed.txt")

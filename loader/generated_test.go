@@ -75,7 +75,7 @@ func TestCorruptLayerFailsOnlyItsImage(t *testing.T) {
 	}
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	res := load(t, testOptions(t, w.Path, reg.Host()))
-	if want := []string{"docker.io/library/app00:v1.0.0"}; !slices.Equal(res.Failed, want) {
+	if want := []string{"docker.io/library/app00:v1.0.0"}; !slices.Equal(res.FailedKeys(), want) {
 		t.Fatalf("failed = %v, want %v", res.Failed, want)
 	}
 	for img, ir := range res.Images {
@@ -205,7 +205,7 @@ func TestGeneratedArchives(t *testing.T) {
 			name:   "image without a selected platform fails as in hangar",
 			images: []archivetest.Image{{Source: "docker.io/library/armonly", Tag: "1", Manifests: []archivetest.Manifest{{Platform: ocispec.Platform{OS: "linux", Architecture: "s390x"}, Layers: []archivetest.Layer{base}}}}},
 			check: func(t *testing.T, reg *registrytest.Registry, w *archivetest.Written, res *loader.Result) {
-				if !slices.Equal(res.Failed, []string{"docker.io/library/armonly:1"}) {
+				if !slices.Equal(res.FailedKeys(), []string{"docker.io/library/armonly:1"}) {
 					t.Errorf("failed = %v", res.Failed)
 				}
 			},
@@ -215,7 +215,7 @@ func TestGeneratedArchives(t *testing.T) {
 			images:  archivetest.Sample()[:3],
 			archive: archivetest.Options{OmitBlobs: []digest.Digest{archivetest.LayerDigest(archivetest.Layer{Size: 1000, Seed: 31})}},
 			check: func(t *testing.T, reg *registrytest.Registry, w *archivetest.Written, res *loader.Result) {
-				if !slices.Equal(res.Failed, []string{"docker.io/library/tool:1.0"}) {
+				if !slices.Equal(res.FailedKeys(), []string{"docker.io/library/tool:1.0"}) {
 					t.Fatalf("failed = %v", res.Failed)
 				}
 				for img, ir := range res.Images {

@@ -40,15 +40,20 @@ type ListLine struct {
 	Kind LineKind
 }
 
-// ReadImageList reads an image list: lines are trimmed; empty lines and
-// lines starting with "#" or "//" are dropped; the others are numbered and
-// classified.
+// ReadImageList reads an image list: a UTF-8 byte order mark at its start
+// is dropped; lines are trimmed; empty lines and lines starting with "#" or
+// "//" are dropped; the others are numbered and classified.
 func ReadImageList(r io.Reader) ([]ListLine, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxListLine)
 	var lines []ListLine
+	first := true
 	for sc.Scan() {
-		text := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		if first {
+			raw, first = strings.TrimPrefix(raw, "\uFEFF"), false
+		}
+		text := strings.TrimSpace(raw)
 		if text == "" || strings.HasPrefix(text, "#") || strings.HasPrefix(text, "//") {
 			continue
 		}
@@ -60,8 +65,13 @@ func ReadImageList(r io.Reader) ([]ListLine, error) {
 	return lines, nil
 }
 
-// ReadImageListFile reads the image list at path.
+// ReadImageListFile reads the image list at path, which must be a regular
+// file (a FIFO or device is refused before it is opened: opening one could
+// block).
 func ReadImageListFile(path string) ([]ListLine, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file (%s)", ErrImageList, path, fi.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImageList, err)

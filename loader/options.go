@@ -1,13 +1,16 @@
 package loader
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cnrancher/docker-hangar/oras"
 )
 
 // Options configures a load or a validation. Field names follow the
-// `hangar load` flags they come from.
+// `hangar load` flags they come from; DefaultOptions holds their defaults,
+// which the command layer shows as the flag defaults.
 //
 // References: hangar-load.md section 2.1, decisions.md D2.
 type Options struct {
@@ -42,13 +45,26 @@ type Options struct {
 	Timeout time.Duration
 	// BlobConcurrency bounds blob transfers in flight across the load.
 	BlobConcurrency int
+	// IndexAttempts bounds the pushes of one index when another writer
+	// changes the tag at the same time (see commitIndex).
+	IndexAttempts int
 	// Registry configures registry access (credentials, TLS, retries).
 	Registry oras.RegistryOptions
-	// Log receives Hangar-style log lines; nil discards them.
-	Log *Logger
-	// Progress, when set, is told about transfers as they happen.
-	Progress Progress
+	// Events receives what happens during the load; nil discards it.
+	Events EventHandler
+	// Debug sends Debug events.
+	Debug bool
 }
+
+// Bounds of Options.Jobs, as Hangar's.
+const (
+	MinJobs = 1
+	MaxJobs = 20
+)
+
+// ProgressInterval is the least time between two ImageProgress events of
+// one image, except when a blob completes.
+const ProgressInterval = 200 * time.Millisecond
 
 // DefaultOptions returns `hangar load`'s defaults.
 func DefaultOptions() Options {
@@ -60,20 +76,47 @@ func DefaultOptions() Options {
 		PlatformTags:    true,
 		Timeout:         10 * time.Minute,
 		BlobConcurrency: 8,
+		IndexAttempts:   5,
 		Registry:        oras.DefaultRegistryOptions(),
 	}
 }
 
-// Progress is told about a load as it happens. Implementations must be safe
-// for concurrent use.
-type Progress interface {
-	// LoadStarted is called once the registry answered, before any image.
-	LoadStarted(plan *Plan)
-	// ImageStarted is called when an image starts loading.
-	ImageStarted(img *Image)
-	// BlobBytes is called as blob bytes are uploaded (n may repeat bytes of
-	// a retried upload).
-	BlobBytes(img *Image, n int64)
-	// ImageDone is called when an image is loaded, skipped or failed.
-	ImageDone(img *Image, res *ImageResult)
+// ErrOptions means the options cannot work; nothing was done.
+var ErrOptions = errors.New("invalid options")
+
+// Check reports options that cannot work, before anything is read or
+// written: no source or destination, a negative timeout, an empty
+// architecture or OS filter, jobs out of range. Callers clamp Jobs first
+// if they prefer Hangar's warning.
+func (o Options) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case o.Source == "":
+		return bad("no source archive")
+	case o.Destination == "":
+		return bad("no destination registry")
+	case o.Timeout < 0:
+		return bad("timeout %s is negative (0 means none)", o.Timeout)
+	case o.Jobs < MinJobs || o.Jobs > MaxJobs:
+		return bad("jobs %d is not between %d and %d", o.Jobs, MinJobs, MaxJobs)
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"arch", o.Arch}, {"os", o.OS}} {
+		if len(f.list) == 0 {
+			return bad("the %s list is empty", f.name)
+		}
+		for _, v := range f.list {
+			if v == "" {
+				return bad("the %s list %q has an empty item", f.name, f.list)
+			}
+		}
+	}
+	if _, _, err := splitDestination(o.Destination); err != nil {
+		return err
+	}
+	return nil
 }

@@ -5,29 +5,49 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
+	"unique"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry"
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/manifest"
+	"github.com/cnrancher/docker-hangar/oras"
 )
 
-// maxManifestSize bounds the manifests and configs read from an archive.
-const maxManifestSize = 4 << 20
+// MaxPlanManifestBytes bounds the manifest bytes a plan reads: the sum of
+// the sizes of the archive's distinct selected manifests. Each distinct
+// manifest is read once however many entries name it, and its body is not
+// kept (it is read again when pushed), so the plan holds about this much
+// at most in parsed blob lists.
+const MaxPlanManifestBytes = 32 << 20
 
-// ErrNotInArchive means an image-list line names no archive entry.
-var ErrNotInArchive = errors.New("not exists in archive")
+// Errors of planning, for errors.Is.
+var (
+	// ErrNotInArchive means an image-list line names no archive entry.
+	ErrNotInArchive = errors.New("not exists in archive")
+	// ErrPlanTooLarge means the archive's manifests exceed
+	// MaxPlanManifestBytes.
+	ErrPlanTooLarge = errors.New("archive too large to plan")
+	// ErrInvalidReference means a destination reference is not valid.
+	ErrInvalidReference = errors.New("invalid destination reference")
+)
 
 // Plan is everything a load will do, decided before the first request.
 type Plan struct {
-	// Host is the registry host[:port] of the destination.
-	Host string
+	// Host is the registry host[:port] of the destination, and Prefix the
+	// path it gives every repository ("" for none).
+	Host, Prefix string
+	// Entries is the number of entries of the archive index.
+	Entries int
 	// Lines are the units of the failed list, in image-list order (archive
 	// order without an image list).
 	Lines []*Line
+	// Ignored are the image-list lines that are not image references
+	// (Hangar's mirror format, or garbage): Hangar warns and skips them.
+	Ignored []ListLine
 	// Images are the destination images, in the order of their first line.
 	Images []*Image
 }
@@ -47,7 +67,15 @@ type Line struct {
 }
 
 // Image is one destination image: the archive entries that load to the same
-// destination reference, loaded together (decisions D4).
+// destination reference, loaded together.
+//
+// Hangar loads such entries one after the other (different sources folded
+// into one name by --project, or the same source:tag twice); the plan
+// keeps their manifests once each, with each platform tag given to the
+// last manifest that claims it, and the index entries of each entry as one
+// Step, so that the index is merged as Hangar merges it, entry by entry.
+//
+// References: decisions.md D4.
 type Image struct {
 	// Lines are the lines that load this image.
 	Lines []*Line
@@ -61,15 +89,20 @@ type Image struct {
 	Tag string
 	// Digest is set for image-list lines of the form name@sha256:<hex>.
 	Digest digest.Digest
-	// Reference is what logs show: <destination>/<project>/<name>:<tag>.
+	// Reference is what logs show: host[/prefix]/<project>/<name>:<tag>.
 	Reference string
-	// Manifests are the manifests to push, in archive order.
+	// Manifests are the manifests to push, distinct, in archive order.
 	Manifests []*Manifest
-	// SkipIndex is set for charts and files: pushed to the tag, no index.
+	// Steps are the index entries of each archive entry of the image, in
+	// order (one step per entry).
+	Steps [][]ocispec.Descriptor
+	// SkipIndex is set for charts, files and manifests named by digest:
+	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
-	// Err is set when the image cannot load (damaged archive content).
+	// Err is set when the image cannot load (damaged archive content, an
+	// invalid destination reference); nothing is pushed for it.
 	Err error
-	// Notes are warnings about skipped items, logged when the image loads.
+	// Notes are warnings about skipped items, reported when it loads.
 	Notes []string
 }
 
@@ -78,22 +111,27 @@ type Manifest struct {
 	// Descriptor is the manifest's entry in the image index (platform and
 	// annotations from the archive item).
 	Descriptor ocispec.Descriptor
-	// Body is the manifest bytes, pushed as they are.
-	Body []byte
 	// Blobs are the config and the stored layers (foreign layers with
-	// URLs are not stored and not pushed).
+	// URLs are not stored and not pushed); shared by every Manifest of the
+	// same digest.
 	Blobs []ocispec.Descriptor
-	// Tag is the tag the manifest is pushed to ("" means by digest only).
+	// Tag is the tag the manifest is pushed to; "" pushes it by digest.
 	Tag string
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
 }
 
-// Size returns the bytes of the manifest's blobs.
-func (m *Manifest) Size() int64 {
+// Size returns the bytes of the distinct blobs of the image's manifests.
+func (img *Image) Size() int64 {
 	var n int64
-	for _, b := range m.Blobs {
-		n += b.Size
+	seen := map[digest.Digest]bool{}
+	for _, m := range img.Manifests {
+		for _, b := range m.Blobs {
+			if !seen[b.Digest] {
+				seen[b.Digest] = true
+				n += b.Size
+			}
+		}
 	}
 	return n
 }
@@ -108,74 +146,42 @@ func (img *Image) ref() string {
 
 var digestTag = regexp.MustCompile(`^[a-f0-9]{64}$`)
 
-// NewPlan selects and names what a load of ar does with opts: image-list
-// lookups, destination names, platform filters and provenance, duplicate
-// entries merged into one image.
+// NewPlan selects and names what a load of src does with opts: image-list
+// lookups, destination names (each checked before anything is pushed),
+// platform filters and provenance, entries with one destination merged
+// into one image. It reads each distinct manifest and config once.
 //
 // References: hangar-load.md sections 2.3-2.5, 2.8, 2.9; decisions.md D4.
-func NewPlan(ar *archive.Reader, lines []ListLine, opts Options) (*Plan, error) {
+func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	host, prefix, err := splitDestination(opts.Destination)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Host: host}
-	index := ar.Index()
-	bySource := map[string][]int{}
-	for i, e := range index.List {
-		bySource[e.Ref()] = append(bySource[e.Ref()], i)
-	}
-	byRef := map[string]*Image{}
-	add := func(line *Line, entries []archive.Image) {
-		first := entries[0]
-		line.Source = first.Ref()
-		n := ParseName(first.Ref())
-		name, tag := n.Name, first.Tag
-		var dgst digest.Digest
-		if base, ok := strings.CutSuffix(name, "@sha256"); ok && digestTag.MatchString(tag) {
-			name, tag, dgst = base, "", digest.NewDigestFromEncoded(digest.SHA256, first.Tag)
-		}
-		project := n.Project
-		if opts.Project != "" {
-			project = opts.Project
-		}
-		repo := project + "/" + name
-		if prefix != "" {
-			repo = prefix + "/" + repo
-		}
-		img := &Image{Source: first.Ref(), Project: project, Repository: repo, Tag: tag, Digest: dgst}
-		img.Reference = opts.Destination + "/" + project + "/" + name
-		if tag != "" {
-			img.Reference += ":" + tag
-		} else {
-			img.Reference += "@" + dgst.String()
-		}
-		if existing, ok := byRef[img.ref()]; ok {
-			img = existing
-		} else {
-			byRef[img.ref()] = img
-			p.Images = append(p.Images, img)
-		}
-		line.Image = img
-		img.Lines = append(img.Lines, line)
-		for _, e := range entries {
-			selectManifests(ar, img, e, opts)
-		}
-		if img.Digest != "" && slices.ContainsFunc(img.Manifests, func(m *Manifest) bool { return m.Descriptor.Digest == img.Digest }) {
-			// the digest names a manifest: push it (by digest), no index
-			img.SkipIndex = true
-		}
+	index := src.Index()
+	p := &planner{
+		Plan:      &Plan{Host: host, Prefix: prefix, Entries: len(index.List)},
+		src:       src,
+		opts:      opts,
+		byRef:     map[string]*Image{},
+		manifests: map[digest.Digest]*parsedManifest{},
+		platforms: map[digest.Digest]platformResult{},
 	}
 	if lines == nil && opts.ImageList == "" {
 		for i, e := range index.List {
 			line := &Line{Number: i + 1, Key: e.Ref()}
 			p.Lines = append(p.Lines, line)
-			add(line, []archive.Image{e})
+			if err := p.add(line, []archive.Image{e}); err != nil {
+				return nil, err
+			}
 		}
 	} else {
+		bySource := map[string][]int{}
+		for i, e := range index.List {
+			bySource[e.Ref()] = append(bySource[e.Ref()], i)
+		}
 		for _, l := range lines {
-			switch l.Kind {
-			case LineMirror, LineUnknown:
-				opts.Log.Warnf(0, "Ignore image list line %q: invalid format", l.Text)
+			if l.Kind != LineDefault {
+				p.Ignored = append(p.Ignored, l)
 				continue
 			}
 			line := &Line{Number: l.Number, Key: l.Text}
@@ -190,10 +196,97 @@ func NewPlan(ar *archive.Reader, lines []ListLine, opts Options) (*Plan, error) 
 			for i, j := range idx {
 				entries[i] = index.List[j]
 			}
-			add(line, entries)
+			if err := p.add(line, entries); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return p, nil
+	for _, img := range p.Images {
+		assignTags(img)
+	}
+	return p.Plan, nil
+}
+
+// planner builds a Plan.
+type planner struct {
+	*Plan
+	src   Source
+	opts  Options
+	byRef map[string]*Image
+	// manifests and platforms cache what was read from the archive, by
+	// digest; read counts the manifest bytes read (MaxPlanManifestBytes).
+	manifests map[digest.Digest]*parsedManifest
+	platforms map[digest.Digest]platformResult
+	read      int64
+}
+
+// add plans a line whose source names entries of the archive.
+func (p *planner) add(line *Line, entries []archive.Image) error {
+	first := entries[0]
+	line.Source = first.Ref()
+	img := p.destination(first)
+	if existing, ok := p.byRef[img.ref()]; ok {
+		img = existing
+	} else {
+		p.byRef[img.ref()] = img
+		p.Images = append(p.Images, img)
+	}
+	line.Image = img
+	img.Lines = append(img.Lines, line)
+	for _, e := range entries {
+		if err := p.selectManifests(img, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// destination names the destination image of an archive entry, as Hangar
+// does, and checks that the name is a valid reference.
+//
+// References: hangar-load.md section 2.5.
+func (p *planner) destination(e archive.Image) *Image {
+	n := ParseName(e.Ref())
+	name, tag := n.Name, e.Tag
+	var dgst digest.Digest
+	if base, ok := strings.CutSuffix(name, "@sha256"); ok && digestTag.MatchString(tag) {
+		name, tag, dgst = base, "", digest.NewDigestFromEncoded(digest.SHA256, e.Tag)
+	}
+	project := n.Project
+	if p.opts.Project != "" {
+		project = p.opts.Project
+	}
+	repo := project + "/" + name
+	if p.Prefix != "" {
+		repo = p.Prefix + "/" + repo
+	}
+	img := &Image{Source: e.Ref(), Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst}
+	img.Reference = p.Host + "/" + repo
+	if tag != "" {
+		img.Reference += ":" + tag
+	} else {
+		img.Reference += "@" + dgst.String()
+	}
+	img.Err = checkReference(p.Host, repo, tag)
+	return img
+}
+
+func (p *planner) intern(s string) string { return unique.Make(s).Value() }
+
+// checkReference reports a destination repository or tag that is not
+// valid by the distribution spec; tag "" is a push by digest.
+func checkReference(host, repo, tag string) error {
+	ref := registry.Reference{Registry: host, Repository: repo, Reference: tag}
+	if err := ref.ValidateRepository(); err != nil {
+		return fmt.Errorf("%w: repository %q: names are lower-case letters, digits and separators (. _ __ - /)", ErrInvalidReference, repo)
+	}
+	if tag == "" {
+		return nil
+	}
+	if err := ref.ValidateReferenceAsTag(); err != nil {
+		return fmt.Errorf("%w: tag %q of %s: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -", ErrInvalidReference, tag, repo)
+	}
+	return nil
 }
 
 // lookupKey returns the archive source:tag an image-list line names.
@@ -205,29 +298,264 @@ func lookupKey(line, sourceRegistry string) string {
 	return n.String()
 }
 
-// splitDestination splits -d into the registry host and a path prefix.
+// splitDestination splits -d into the registry host and a path prefix,
+// and checks both.
 func splitDestination(dest string) (host, prefix string, err error) {
 	d := strings.TrimPrefix(strings.TrimPrefix(dest, "https://"), "http://")
 	d = strings.Trim(d, "/")
 	host, prefix, _ = strings.Cut(d, "/")
-	if host == "" {
-		return "", "", fmt.Errorf("invalid destination %q", dest)
+	if host == "" || (registry.Reference{Registry: host}).ValidateRegistry() != nil {
+		return "", "", fmt.Errorf("%w: destination %q: give host[:port][/prefix]", ErrInvalidReference, dest)
+	}
+	if prefix != "" {
+		if (registry.Reference{Registry: host, Repository: prefix}).ValidateRepository() != nil {
+			return "", "", fmt.Errorf("%w: destination %q: the path %q is not a valid repository prefix (lower-case letters, digits and separators)", ErrInvalidReference, dest, prefix)
+		}
 	}
 	return host, prefix, nil
 }
 
 // allowed reports whether a platform value passes a filter list: the list is
-// empty, the value is empty, or the list holds it.
+// empty, the value is empty, or the list holds it (Hangar's FilterSet).
 func allowed(list []string, value string) bool {
-	return len(list) == 0 || value == "" || slices.Contains(list, value)
+	if len(list) == 0 || value == "" {
+		return true
+	}
+	for _, v := range list {
+		if v == value {
+			return true
+		}
+	}
+	return false
 }
 
-// isAttestationItem reports whether an archive item is a BuildKit
-// attestation.
-func isAttestationItem(m archive.Manifest) bool {
-	return m.Arch == "unknown" && m.OS == "unknown" &&
-		m.Annotations[manifest.AnnotationReferenceDigest] != "" &&
-		m.Annotations[manifest.AnnotationReferenceType] != ""
+func itemPlatform(item archive.Manifest) ocispec.Platform {
+	return ocispec.Platform{Architecture: item.Arch, OS: item.OS, Variant: item.Variant, OSVersion: item.OSVersion, OSFeatures: item.OSFeatures}
+}
+
+// selectManifests adds the manifests of entry e that pass the filters to img,
+// and the entry's index entries as one step.
+//
+// References: hangar-load.md section 2.8 steps 5-6, with decisions.md D4
+// (skip only the item that does not pass, attestations follow
+// --provenance).
+func (p *planner) selectManifests(img *Image, e archive.Image) error {
+	if img.Err != nil {
+		return nil
+	}
+	pass := map[digest.Digest]bool{}
+	for _, m := range e.Images {
+		if m.Digest != "" && !manifest.IsAttestation(itemPlatform(m), m.Annotations) && allowed(p.opts.Arch, m.Arch) && allowed(p.opts.OS, m.OS) {
+			pass[m.Digest] = true
+		}
+	}
+	var step []ocispec.Descriptor
+	for _, item := range e.Images {
+		if item.Digest == "" {
+			img.Notes = append(img.Notes, fmt.Sprintf("Skip invalid image [%s] [%s] [%s]", e.Ref(), item.Arch, item.OS))
+			continue
+		}
+		att := manifest.IsAttestation(itemPlatform(item), item.Annotations)
+		if att {
+			if !p.opts.Provenance || !pass[digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest])] {
+				continue
+			}
+		} else if !pass[item.Digest] {
+			continue
+		}
+		m, note, err := p.manifest(img, e, item, att)
+		if errors.Is(err, ErrPlanTooLarge) {
+			return err
+		}
+		if err != nil {
+			img.Err = fmt.Errorf("arch [%s] os [%s]: %w", item.Arch, item.OS, err)
+			return nil
+		}
+		if note != "" {
+			img.Notes = append(img.Notes, note)
+			continue
+		}
+		step = append(step, m.Descriptor)
+		if i := indexOfDigest(img.Manifests, item.Digest); i >= 0 {
+			// The same manifest again: pushed once; the later entry
+			// claims its tag.
+			img.Manifests[i].Tag = m.Tag
+			continue
+		}
+		img.Manifests = append(img.Manifests, m)
+	}
+	if len(step) > 0 {
+		img.Steps = append(img.Steps, step)
+	}
+	if img.Digest != "" && indexOfDigest(img.Manifests, img.Digest) >= 0 {
+		// the digest names a manifest: push it (by digest), no index
+		img.SkipIndex = true
+	}
+	return nil
+}
+
+func indexOfDigest(ms []*Manifest, d digest.Digest) int {
+	for i, m := range ms {
+		if m.Descriptor.Digest == d {
+			return i
+		}
+	}
+	return -1
+}
+
+// manifest returns the Manifest of an archive item: its blobs, its index
+// entry and its destination tag (Tag, before assignTags settles tags that
+// several manifests claim). A non-empty note says why the item is skipped.
+func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, att bool) (*Manifest, string, error) {
+	pm, err := p.parse(item)
+	if err != nil {
+		return nil, "", err
+	}
+	m := &Manifest{
+		Descriptor:  manifest.Descriptor(pm.mediaType, item.Digest, pm.size, itemPlatform(item), item.Annotations),
+		Blobs:       pm.blobs,
+		Attestation: att,
+	}
+	if pm.chart {
+		img.SkipIndex = true
+		m.Tag = img.Tag
+		return m, "", nil
+	}
+	platform, err := p.platform(pm.config)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case manifest.IsAttestation(platform, item.Annotations):
+		// Hangar tags attestations whose config says unknown/unknown
+		// with their subject: <repo>:sha256-<subject hex>.att.
+		m.Tag = "sha256-" + digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest]).Encoded() + ".att"
+	case !allowed(p.opts.Arch, platform.Architecture) || !allowed(p.opts.OS, platform.OS):
+		return nil, fmt.Sprintf("Skip loading manifest %s of [%s]: its config platform %s/%s is not selected", item.Digest, e.Ref(), platform.OS, platform.Architecture), nil
+	default:
+		m.Tag = manifest.PlatformTag(img.Tag, platform, m.Descriptor)
+	}
+	if img.Tag == "" || !p.opts.PlatformTags {
+		m.Tag = ""
+	}
+	if m.Tag != "" {
+		if err := checkReference(p.Host, img.Repository, m.Tag); err != nil {
+			return nil, "", fmt.Errorf("manifest %s: %w", item.Digest, err)
+		}
+	}
+	return m, "", nil
+}
+
+// assignTags gives each tag claimed by several manifests of an image to
+// the last one that claims it, as Hangar, loading entries one after the
+// other, leaves it; the others are pushed by digest only.
+func assignTags(img *Image) {
+	byDigest := make(map[digest.Digest]*Manifest, len(img.Manifests))
+	for _, m := range img.Manifests {
+		byDigest[m.Descriptor.Digest] = m
+	}
+	last := map[string]*Manifest{}
+	for _, step := range img.Steps {
+		for _, d := range step {
+			if m := byDigest[d.Digest]; m.Tag != "" {
+				last[m.Tag] = m
+			}
+		}
+	}
+	for _, m := range img.Manifests {
+		if m.Tag != "" && last[m.Tag] != m {
+			m.Tag = ""
+		}
+	}
+}
+
+// parsedManifest is what the plan keeps of a distinct manifest.
+type parsedManifest struct {
+	mediaType string
+	size      int64
+	config    digest.Digest
+	chart     bool
+	blobs     []ocispec.Descriptor
+	err       error
+}
+
+// parse reads, checks and summarises the manifest of an item, once per
+// digest.
+func (p *planner) parse(item archive.Manifest) (*parsedManifest, error) {
+	if pm, ok := p.manifests[item.Digest]; ok {
+		return pm, pm.err
+	}
+	pm := &parsedManifest{}
+	pm.err = p.readManifest(item, pm)
+	p.manifests[item.Digest] = pm
+	return pm, pm.err
+}
+
+func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error {
+	if item.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
+	}
+	size, err := p.src.Size(item.Digest)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	if size > oras.MaxManifestSize {
+		return fmt.Errorf("manifest %s is %d bytes, more than the %d a registry accepts", item.Digest, size, oras.MaxManifestSize)
+	}
+	if p.read += size; p.read > MaxPlanManifestBytes {
+		return fmt.Errorf("%w: its selected manifests hold more than %d MiB; load it in parts with an image list (-f)", ErrPlanTooLarge, MaxPlanManifestBytes>>20)
+	}
+	body, err := p.src.ReadBlob(item.Digest, oras.MaxManifestSize)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	var parsed ocispec.Manifest
+	if err := json.Unmarshal(body, &parsed); err != nil {
+		return fmt.Errorf("manifest %s is not valid JSON: %v", item.Digest, err)
+	}
+	pm.size = int64(len(body))
+	pm.mediaType = item.MediaType
+	if pm.mediaType == "" {
+		pm.mediaType = parsed.MediaType
+	}
+	switch pm.mediaType {
+	case ocispec.MediaTypeImageManifest, manifest.MediaTypeDockerManifest:
+	default:
+		return fmt.Errorf("manifest %s has unsupported media type %q", item.Digest, pm.mediaType)
+	}
+	if parsed.Config.Digest == "" {
+		return fmt.Errorf("manifest %s has no config", item.Digest)
+	}
+	pm.config = parsed.Config.Digest
+	pm.chart = parsed.Config.MediaType == manifest.MediaTypeHelmConfig
+	pm.blobs = make([]ocispec.Descriptor, 0, 1+len(parsed.Layers))
+	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
+		if len(d.URLs) > 0 {
+			continue // foreign layer: not stored, not pushed
+		}
+		if err := d.Digest.Validate(); err != nil {
+			return fmt.Errorf("manifest %s names invalid blob digest %q", item.Digest, d.Digest)
+		}
+		size, err := p.src.Size(d.Digest)
+		if err != nil {
+			return err
+		}
+		if size != d.Size {
+			return fmt.Errorf("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
+		}
+		// The plan holds the strings of the index, which the archive
+		// reader keeps anyway, rather than copies.
+		switch {
+		case i == 0 && d.Digest == item.Config:
+			d.Digest = item.Config
+		case i > 0 && i-1 < len(item.Layers) && d.Digest == item.Layers[i-1]:
+			d.Digest = item.Layers[i-1]
+		default:
+			d.Digest = digest.Digest(unique.Make(string(d.Digest)).Value())
+		}
+		pm.blobs = append(pm.blobs, ocispec.Descriptor{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size})
+	}
+	return nil
 }
 
 // imageConfig is the part of an image config that names its platform.
@@ -239,178 +567,28 @@ type imageConfig struct {
 	Variant      string   `json:"variant,omitempty"`
 }
 
-// selectManifests adds the manifests of entry e that pass the filters to img.
-//
-// References: hangar-load.md section 2.8 steps 5-6, with decisions.md D4
-// (skip only the item that does not pass, attestations follow
-// --provenance).
-func selectManifests(ar *archive.Reader, img *Image, e archive.Image, opts Options) {
-	if img.Err != nil {
-		return
-	}
-	pass := map[digest.Digest]bool{}
-	for _, m := range e.Images {
-		if m.Digest != "" && !isAttestationItem(m) && allowed(opts.Arch, m.Arch) && allowed(opts.OS, m.OS) {
-			pass[m.Digest] = true
-		}
-	}
-	for _, item := range e.Images {
-		if item.Digest == "" {
-			img.Notes = append(img.Notes, fmt.Sprintf("Skip invalid image [%s] [%s] [%s]", e.Ref(), item.Arch, item.OS))
-			continue
-		}
-		att := isAttestationItem(item)
-		if att {
-			if !opts.Provenance || !pass[digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest])] {
-				continue
-			}
-		} else if !pass[item.Digest] {
-			continue
-		}
-		if slices.ContainsFunc(img.Manifests, func(m *Manifest) bool { return m.Descriptor.Digest == item.Digest }) {
-			continue
-		}
-		m, skip, err := readManifest(ar, e, item, att, opts)
-		if err != nil {
-			img.Err = err
-			return
-		}
-		if skip != "" {
-			img.Notes = append(img.Notes, skip)
-			continue
-		}
-		switch {
-		case m.Tag == tagMain:
-			img.SkipIndex = true
-			m.Tag = img.Tag
-		case img.Tag == "" || !opts.PlatformTags:
-			m.Tag = ""
-		default:
-			m.Tag = img.Tag + m.Tag
-		}
-		if m.Tag != "" && !manifest.ValidTag(m.Tag) {
-			img.Err = fmt.Errorf("destination tag %q of manifest %s is not a valid tag", m.Tag, item.Digest)
-			return
-		}
-		img.Manifests = append(img.Manifests, m)
-	}
+type platformResult struct {
+	platform ocispec.Platform
+	err      error
 }
 
-// commonMediaType returns the constant for a common blob media type, so that
-// the plan holds no copy of it per blob.
-func commonMediaType(mediaType string) string {
-	switch mediaType {
-	case ocispec.MediaTypeImageLayerGzip:
-		return ocispec.MediaTypeImageLayerGzip
-	case ocispec.MediaTypeImageLayer:
-		return ocispec.MediaTypeImageLayer
-	case ocispec.MediaTypeImageLayerZstd:
-		return ocispec.MediaTypeImageLayerZstd
-	case ocispec.MediaTypeImageConfig:
-		return ocispec.MediaTypeImageConfig
-	case ocispec.MediaTypeEmptyJSON:
-		return ocispec.MediaTypeEmptyJSON
-	case mediaTypeDockerLayer:
-		return mediaTypeDockerLayer
-	case mediaTypeDockerConfig:
-		return mediaTypeDockerConfig
-	case mediaTypeInToto:
-		return mediaTypeInToto
+// platform reads the platform of an image config, once per digest; a
+// config that is not JSON is an error, as in Hangar.
+func (p *planner) platform(config digest.Digest) (ocispec.Platform, error) {
+	if r, ok := p.platforms[config]; ok {
+		return r.platform, r.err
 	}
-	return mediaType
-}
-
-// Media types of Docker images and BuildKit attestations.
-const (
-	mediaTypeDockerLayer  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	mediaTypeDockerConfig = "application/vnd.docker.container.image.v1+json"
-	mediaTypeInToto       = "application/vnd.in-toto+json"
-)
-
-// tagMain marks a manifest that goes to the image's own tag (charts, files).
-const tagMain = "\x00main"
-
-// readManifest reads an item's manifest and config from the archive and
-// decides its tag suffix. A non-empty skip explains why the item is skipped.
-func readManifest(ar *archive.Reader, e archive.Image, item archive.Manifest, att bool, opts Options) (m *Manifest, skip string, err error) {
-	fail := func(format string, args ...any) (*Manifest, string, error) {
-		return nil, "", fmt.Errorf("arch [%s] os [%s]: %w", item.Arch, item.OS, fmt.Errorf(format, args...))
-	}
-	if item.Digest.Algorithm() != digest.SHA256 {
-		return fail("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
-	}
-	body, err := ar.ReadBlob(item.Digest, maxManifestSize)
-	if err != nil {
-		return fail("read manifest: %w", err)
-	}
-	var parsed ocispec.Manifest
-	if err := json.Unmarshal(body, &parsed); err != nil {
-		return fail("manifest %s is not valid JSON: %v", item.Digest, err)
-	}
-	mediaType := item.MediaType
-	if mediaType == "" {
-		mediaType = parsed.MediaType
-	}
-	switch mediaType {
-	case ocispec.MediaTypeImageManifest, manifest.MediaTypeDockerManifest:
-	default:
-		return fail("manifest %s has unsupported media type %q", item.Digest, mediaType)
-	}
-	if parsed.Config.Digest == "" {
-		return fail("manifest %s has no config", item.Digest)
-	}
-	m = &Manifest{
-		Descriptor: manifest.Descriptor(mediaType, item.Digest, int64(len(body)), ocispec.Platform{
-			Architecture: item.Arch, OS: item.OS, Variant: item.Variant,
-			OSVersion: item.OSVersion, OSFeatures: item.OSFeatures,
-		}, item.Annotations),
-		Body:        body,
-		Attestation: att,
-	}
-	m.Blobs = make([]ocispec.Descriptor, 0, 1+len(parsed.Layers))
-	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
-		if len(d.URLs) > 0 {
-			continue // foreign layer: not stored, not pushed
-		}
-		if err := d.Digest.Validate(); err != nil {
-			return fail("manifest %s names invalid blob digest %q", item.Digest, d.Digest)
-		}
-		size, err := ar.Size(d.Digest)
-		if err != nil {
-			return fail("%w", err)
-		}
-		if size != d.Size {
-			return fail("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
-		}
-		// The plan holds the strings of the index, which the archive
-		// reader keeps anyway, rather than copies.
-		switch {
-		case i == 0 && d.Digest == item.Config:
-			d.Digest = item.Config
-		case i > 0 && i-1 < len(item.Layers) && d.Digest == item.Layers[i-1]:
-			d.Digest = item.Layers[i-1]
-		}
-		m.Blobs = append(m.Blobs, ocispec.Descriptor{MediaType: commonMediaType(d.MediaType), Digest: d.Digest, Size: d.Size})
-	}
-	if parsed.Config.MediaType == manifest.MediaTypeHelmConfig {
-		m.Tag = tagMain
-		return m, "", nil
-	}
-	var platform ocispec.Platform
-	if !att {
-		cfgBytes, err := ar.ReadBlob(parsed.Config.Digest, maxManifestSize)
-		if err != nil {
-			return fail("read config: %w", err)
-		}
+	var r platformResult
+	if b, err := p.src.ReadBlob(config, oras.MaxManifestSize); err != nil {
+		r.err = fmt.Errorf("read config: %w", err)
+	} else {
 		var cfg imageConfig
-		if json.Unmarshal(cfgBytes, &cfg) == nil {
-			platform = ocispec.Platform{Architecture: cfg.Architecture, OS: cfg.OS, OSVersion: cfg.OSVersion, OSFeatures: cfg.OSFeatures, Variant: cfg.Variant}
-		}
-		if !allowed(opts.Arch, platform.Architecture) || !allowed(opts.OS, platform.OS) {
-			return nil, fmt.Sprintf("Skip loading manifest %s of [%s]: its config platform %s/%s is not selected", item.Digest, e.Ref(), platform.OS, platform.Architecture), nil
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			r.err = fmt.Errorf("config %s is not valid JSON: %v", config, err)
+		} else {
+			r.platform = ocispec.Platform{Architecture: cfg.Architecture, OS: cfg.OS, OSVersion: cfg.OSVersion, OSFeatures: cfg.OSFeatures, Variant: cfg.Variant}
 		}
 	}
-	full := manifest.PlatformTag("", platform, m.Descriptor)
-	m.Tag = full // a suffix such as "-linux-amd64", joined to the tag by the caller
-	return m, "", nil
+	p.platforms[config] = r
+	return r.platform, r.err
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +56,7 @@ func (s *syncBuffer) String() string {
 // regOptions returns load options for basic.zip into dest, with an empty
 // docker config, an empty system certs.d, debug logging into the returned
 // buffer and retries short enough for tests.
-func regOptions(t *testing.T, archive, dest string) (loader.Options, *syncBuffer) {
+func regOptions(t *testing.T, archive, dest string) (loader.Options, *recorder) {
 	t.Helper()
 	opts := loader.DefaultOptions()
 	opts.Source = archive
@@ -64,14 +65,7 @@ func regOptions(t *testing.T, archive, dest string) (loader.Options, *syncBuffer
 	opts.Registry.SystemCertsDir = filepath.Join(t.TempDir(), "certs.d")
 	opts.Registry.MaxAttempts = 2
 	opts.Timeout = 10 * time.Second
-	log := &syncBuffer{}
-	opts.Log = &loader.Logger{Out: log, Err: log, HideTime: true, Debug: true}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("load log:\n%s", log.String())
-		}
-	})
-	return opts, log
+	return opts, record(t, &opts)
 }
 
 // withAuth returns a client that sends basic credentials through base.
@@ -354,7 +348,7 @@ func TestLoadTokenAuth(t *testing.T) {
 			reg.Host(): {Username: "reader", Password: "read-Pa55"},
 		}})
 		res := load(t, opts)
-		if res.Err() == nil {
+		if len(res.Failed) == 0 {
 			t.Fatal("load without push scope succeeded")
 		}
 		failed := 0
@@ -396,7 +390,7 @@ func TestLoadHarbor(t *testing.T) {
 	}
 	archive := filepath.Join(dir, "basic.zip")
 	client := func(reg *registrytest.Registry) *http.Client { return withAuth(reg.Client(), "admin", "Harbor12345") }
-	options := func(t *testing.T, reg *registrytest.Registry) (loader.Options, *syncBuffer) {
+	options := func(t *testing.T, reg *registrytest.Registry) (loader.Options, *recorder) {
 		opts, log := regOptions(t, archive, reg.Host())
 		writeDockerConfig(t, opts.Registry.ConfigDir, registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{
 			reg.Host(): {Username: "admin", Password: "Harbor12345"},
@@ -431,10 +425,8 @@ func TestLoadHarbor(t *testing.T) {
 		if got, want := harbor.CreateBodies(), []string{body("rancher"), body("cnrancher")}; !slices.Equal(got, want) {
 			t.Errorf("project creation bodies = %q; want %q", got, want)
 		}
-		for _, want := range []string{"Harbor V2 detected, creating project", `Created Harbor V2 project "rancher"`, `Created Harbor V2 project "cnrancher"`} {
-			if !strings.Contains(log.String(), want) {
-				t.Errorf("log lacks %q", want)
-			}
+		if got, want := harborEvents(log), []string{"detected", "created rancher", "created cnrancher"}; !slices.Equal(got, want) {
+			t.Errorf("Harbor events %q; want %q", got, want)
 		}
 		checkState(t, client(reg), reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl", "rancher", "cnrancher"))
 
@@ -446,8 +438,8 @@ func TestLoadHarbor(t *testing.T) {
 		if got, want := harbor.CreateBodies()[2:], []string{body("library"), body("extra"), body("hangar-file"), body("hangar-helm")}; !slices.Equal(got, want) {
 			t.Errorf("project creation bodies = %q; want %q", got, want)
 		}
-		if !strings.Contains(log.String(), `Project "rancher" already exists`) {
-			t.Errorf(`log lacks: Project "rancher" already exists`)
+		if got := harborEvents(log); !slices.Contains(got, "exists rancher") {
+			t.Errorf("Harbor events %q lack: exists rancher", got)
 		}
 		checkState(t, client(reg), reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl"))
 	})
@@ -458,13 +450,8 @@ func TestLoadHarbor(t *testing.T) {
 		reg := registrytest.MustStart(t, registrytest.Options{Auth: auth, Wrap: harbor.Wrap})
 		opts, log := options(t, reg)
 		res := load(t, opts)
-		for _, want := range []string{
-			"[WARN] Failed to init Harbor Project: ",
-			"[WARN] Please create the Harbor Project manually.",
-		} {
-			if !strings.Contains(log.String(), want) {
-				t.Errorf("log lacks %q", want)
-			}
+		if got := harborEvents(log); !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "failed library: ") }) {
+			t.Errorf("Harbor events %q; want a failed creation of library", got)
 		}
 		if strings.Contains(log.String(), "Harbor12345") {
 			t.Error("the password appears in the debug log")
@@ -488,4 +475,24 @@ func TestLoadHarbor(t *testing.T) {
 		}
 		checkState(t, client(reg), reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl", "rancher"))
 	})
+}
+
+// harborEvents describes the HarborProject events of a load: "detected",
+// then "created P", "exists P" or "failed P: error" per project.
+func harborEvents(rec *recorder) []string {
+	var out []string
+	for _, e := range all[loader.HarborProject](rec) {
+		if e.Detected {
+			out = append(out, "detected")
+		}
+		switch {
+		case e.Err != nil:
+			out = append(out, fmt.Sprintf("failed %s: %v", e.Project, e.Err))
+		case e.Created:
+			out = append(out, "created "+e.Project)
+		default:
+			out = append(out, "exists "+e.Project)
+		}
+	}
+	return out
 }

@@ -39,10 +39,7 @@ type ReportManifest struct {
 
 // NewReport builds the report of a result.
 func NewReport(res *Result) Report {
-	rep := Report{Failed: res.Failed, Uploaded: res.Uploaded, Mounted: res.Mounted, Present: res.Present, Seconds: res.Duration.Seconds()}
-	if rep.Failed == nil {
-		rep.Failed = []string{}
-	}
+	rep := Report{Failed: res.FailedKeys(), Uploaded: res.Uploaded, Mounted: res.Mounted, Present: res.Present, Seconds: res.Duration.Seconds()}
 	for _, img := range res.Plan.Images {
 		ir := res.Images[img]
 		ri := ReportImage{

@@ -1,15 +1,12 @@
 package loader
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -21,27 +18,30 @@ import (
 	"github.com/cnrancher/docker-hangar/oras"
 )
 
-// ErrSomeFailed is returned when any image failed to load or validate.
-var ErrSomeFailed = errors.New("some images failed to copy")
-
-// Status is the outcome of one image.
+// Status is the outcome of one image, or of one line of the failed list.
 type Status int
 
-// Outcomes of an image.
+// Outcomes of an image or line.
 const (
 	// StatusNotAttempted: the load stopped before the image started.
 	StatusNotAttempted Status = iota
-	// StatusLoaded: everything was pushed (or was there already).
+	// StatusLoaded: everything was pushed (or was there already); for a
+	// validation, the image passed; for a dry run, it would load.
 	StatusLoaded
 	// StatusUnchanged: the destination already held it all; nothing was
 	// pushed.
 	StatusUnchanged
 	// StatusFailed: the image did not load; its main tag was not touched.
 	StatusFailed
+	// StatusInterrupted: the load stopped while the image was under way;
+	// its main tag was not touched.
+	StatusInterrupted
+	// StatusNotInArchive: the image-list line names no archive entry.
+	StatusNotInArchive
 )
 
 func (s Status) String() string {
-	return [...]string{"not-attempted", "loaded", "unchanged", "failed"}[s]
+	return [...]string{"not-attempted", "loaded", "unchanged", "failed", "interrupted", "not-in-archive"}[s]
 }
 
 // ImageResult is the outcome of one destination image.
@@ -55,27 +55,80 @@ type ImageResult struct {
 	Duration time.Duration
 }
 
-// Result is the outcome of a load.
+// Failure is one line of the failed list.
+type Failure struct {
+	// Key is the line as the failed list records it: the image-list line,
+	// or the source:tag of an image that failed (as Hangar writes it).
+	Key string
+	// Status says why: StatusFailed, StatusNotInArchive,
+	// StatusInterrupted or StatusNotAttempted.
+	Status Status
+}
+
+// Result is the outcome of a load or a validation.
 type Result struct {
 	Plan *Plan
 	// Images holds one result per planned image.
 	Images map[*Image]*ImageResult
-	// Failed is the failed list: one key per line not fully loaded, in
-	// image-list order.
-	Failed []string
+	// Failed is the failed list: one entry per line not fully loaded, in
+	// image-list order, each key once.
+	Failed []Failure
+	// Stats sums the images' stats, once every transfer has finished.
 	Stats
 	Duration time.Duration
+	// Stopped is why the load stopped before its end (the context's
+	// cause, or an unreachable registry); nil when it ran to its end.
+	Stopped error
 }
 
-// Err returns ErrSomeFailed when any line failed.
-func (r *Result) Err() error {
-	if len(r.Failed) > 0 {
-		return ErrSomeFailed
+// Summary counts the outcomes of a result: Loaded and Unchanged count
+// destination images; the others count the lines of the failed list, so
+// that they add up to its length.
+type Summary struct {
+	Loaded, Unchanged                               int
+	Failed, NotInArchive, Interrupted, NotAttempted int
+}
+
+// Summary returns the counts of r.
+func (r *Result) Summary() Summary {
+	var s Summary
+	for _, ir := range r.Images {
+		switch ir.Status {
+		case StatusLoaded:
+			s.Loaded++
+		case StatusUnchanged:
+			s.Unchanged++
+		}
 	}
-	return nil
+	for _, f := range r.Failed {
+		switch f.Status {
+		case StatusFailed:
+			s.Failed++
+		case StatusNotInArchive:
+			s.NotInArchive++
+		case StatusInterrupted:
+			s.Interrupted++
+		default:
+			s.NotAttempted++
+		}
+	}
+	return s
 }
 
-// Open opens the archive and image list of opts and plans the load.
+// FailedKeys returns the keys of the failed list, in order.
+func (r *Result) FailedKeys() []string {
+	keys := make([]string, len(r.Failed))
+	for i, f := range r.Failed {
+		keys[i] = f.Key
+	}
+	return keys
+}
+
+// ErrRegistryUnreachable means the load stopped because the registry
+// stopped answering (after the registry client's own retries).
+var ErrRegistryUnreachable = errors.New("registry stopped answering")
+
+// Open reads the image list of opts, opens the archive and plans the load.
 func Open(opts Options) (*archive.Reader, *Plan, error) {
 	var lines []ListLine
 	if opts.ImageList != "" {
@@ -88,9 +141,6 @@ func Open(opts Options) (*archive.Reader, *Plan, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(ar.Index().List) == 0 {
-		opts.Log.Warnf(0, "No images in %q", opts.Source)
-	}
 	plan, err := NewPlan(ar, lines, opts)
 	if err != nil {
 		ar.Close()
@@ -100,28 +150,48 @@ func Open(opts Options) (*archive.Reader, *Plan, error) {
 }
 
 // Load loads the archive of opts into its destination, by Hangar's rules.
-// The returned error is set when the load could not run at all; failed
-// images are reported in the Result (and Result.Err).
+// The returned error is set when the load could not run at all (bad
+// options, archive, list or registry); the outcome of each image is in the
+// Result.
 func Load(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	em := newEmitter(opts.Events)
 	ar, plan, err := Open(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer ar.Close()
-	return Run(ctx, ar, plan, opts)
-}
-
-// Run executes a plan.
-func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Result, error) {
-	start := time.Now()
-	res, reg, err := begin(ctx, plan, opts)
+	em.emit(Planned{Plan: plan})
+	reg, err := connect(ctx, plan, opts, em)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Progress != nil {
-		opts.Progress.LoadStarted(plan)
+	return run(ctx, plan, ar, reg, opts, em), nil
+}
+
+// Run executes a plan read from src into reg (Load does all of it; Run
+// lets tests give their own source and registry).
+func Run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options) *Result {
+	return run(ctx, plan, src, reg, opts, newEmitter(opts.Events))
+}
+
+func newResult(plan *Plan) *Result {
+	res := &Result{Plan: plan, Images: make(map[*Image]*ImageResult, len(plan.Images))}
+	for _, img := range plan.Images {
+		res.Images[img] = &ImageResult{}
 	}
-	r := &runner{opts: opts, ar: ar, reg: reg, blobs: newBlobScheduler(ctx, ar, opts.BlobConcurrency, opts.DryRun)}
+	return res
+}
+
+func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options, em *emitter) *Result {
+	start := time.Now()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	res := newResult(plan)
+	r := &runner{opts: opts, src: src, reg: reg, em: em, host: plan.Host, stop: stop,
+		blobs: newBlobScheduler(ctx, src, opts.BlobConcurrency, opts.DryRun)}
 	if !opts.DryRun {
 		r.initHarbor(ctx, plan)
 	}
@@ -135,19 +205,21 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 	commits := semaphore.NewWeighted(int64(jobs))
 	prevTurn := make(chan struct{})
 	close(prevTurn)
+	trackers := make([]*tracker, len(plan.Images))
 	var wg sync.WaitGroup
-	for _, img := range plan.Images {
+	for i, img := range plan.Images {
 		if err := window.Acquire(ctx, 1); err != nil {
 			break
 		}
 		myTurn, waitTurn := make(chan struct{}), prevTurn
 		prevTurn = myTurn
+		t := newTracker(img, em)
+		trackers[i] = t
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer window.Release(1)
-			ir := res.Images[img]
-			r.loadImage(ctx, img, ir, func() bool {
+			r.loadImage(ctx, img, res.Images[img], t, func() bool {
 				// the turn passes on once this image may commit, or on
 				// cancellation
 				defer close(myTurn)
@@ -158,55 +230,25 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 				}
 				return commits.Acquire(ctx, 1) == nil
 			}, func() { commits.Release(1) })
-			res.Stats.add(&ir.Stats)
 		}()
 	}
 	wg.Wait()
 	r.blobs.wait()
-
-	res.Failed = failedKeys(plan, res)
-	res.Duration = time.Since(start)
-	return res, nil
-}
-
-// begin starts a load or a validation as Hangar does: it logs the filters
-// and the image-list lines not found, then connects to the destination. The
-// result has an entry for every image, not attempted yet.
-func begin(ctx context.Context, plan *Plan, opts Options) (*Result, *oras.Registry, error) {
-	res := &Result{Plan: plan, Images: map[*Image]*ImageResult{}}
-	for _, img := range plan.Images {
-		res.Images[img] = &ImageResult{}
-	}
-	opts.Log.Infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
-	opts.Log.Infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
-	for _, l := range plan.Lines {
-		if l.Err != nil {
-			opts.Log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, l.Err)
+	for i, img := range plan.Images {
+		if trackers[i] != nil {
+			ir := res.Images[img]
+			ir.Stats = trackers[i].snapshot()
+			res.Stats.add(ir.Stats)
 		}
 	}
-	reg, err := connect(ctx, plan, opts)
-	if err != nil {
-		return nil, nil, err
+	if ctx.Err() != nil {
+		res.Stopped = context.Cause(ctx)
+		em.emit(Stopped{Err: res.Stopped})
 	}
-	return res, reg, nil
-}
-
-// connect probes the destination: the login check unless --skip-login,
-// which also settles the scheme.
-func connect(ctx context.Context, plan *Plan, opts Options) (*oras.Registry, error) {
-	ropts := opts.Registry
-	ropts.StallTimeout = opts.Timeout
-	if opts.Log != nil && opts.Log.Debug && ropts.Debugf == nil {
-		ropts.Debugf = func(format string, args ...any) { opts.Log.Debugf(0, format, args...) }
-	}
-	reg, err := oras.NewRegistry(plan.Host, ropts)
-	if err != nil {
-		return nil, err
-	}
-	if err := reg.Ping(ctx, !opts.SkipLogin); err != nil {
-		return nil, err
-	}
-	return reg, nil
+	res.Failed = failures(plan, res)
+	res.Duration = time.Since(start)
+	em.emit(LoadDone{Result: res})
+	return res
 }
 
 // initHarbor creates the Harbor projects of the images being loaded; like
@@ -216,74 +258,76 @@ func connect(ctx context.Context, plan *Plan, opts Options) (*oras.Registry, err
 func (r *runner) initHarbor(ctx context.Context, plan *Plan) {
 	harbor, err := r.reg.IsHarbor(ctx)
 	if err != nil {
-		r.opts.Log.Debugf(0, "Harbor detection: %v", err)
+		r.debugf("Harbor detection: %v", err)
 		return
 	}
 	if !harbor {
 		return
 	}
-	r.opts.Log.Infof(0, "Harbor V2 detected, creating project")
 	done := map[string]bool{}
 	for _, img := range plan.Images {
-		if done[img.Project] {
+		if done[img.Project] || img.Err != nil {
 			continue
 		}
-		done[img.Project] = true
 		created, err := r.reg.EnsureHarborProject(ctx, img.Project)
-		switch {
-		case err != nil:
-			r.opts.Log.Warnf(0, "Failed to init Harbor Project: %v", err)
-			r.opts.Log.Warnf(0, "Please create the Harbor Project manually.")
-		case created:
-			r.opts.Log.Infof(0, "Created Harbor V2 project %q", img.Project)
-		default:
-			r.opts.Log.Infof(0, "Project %q already exists", img.Project)
-		}
+		r.em.emit(HarborProject{Project: img.Project, Created: created, Err: err, Detected: len(done) == 0})
+		done[img.Project] = true
 	}
 }
 
 type runner struct {
 	opts  Options
-	ar    *archive.Reader
-	reg   *oras.Registry
+	src   Source
+	reg   Registry
+	em    *emitter
+	host  string
 	blobs *blobScheduler
+	stop  context.CancelCauseFunc
 
-	repos sync.Map // name -> *oras.Repository
+	stopOnce sync.Once
+	repos    sync.Map // name -> Repository
 }
 
-func (r *runner) repository(name string) (*oras.Repository, error) {
+func (r *runner) debugf(format string, args ...any) {
+	if r.opts.Debug {
+		r.em.emit(Debug{Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (r *runner) repository(name string) (Repository, error) {
 	if v, ok := r.repos.Load(name); ok {
-		return v.(*oras.Repository), nil
+		return v.(Repository), nil
 	}
 	repo, err := r.reg.Repository(name)
 	if err != nil {
 		return nil, err
 	}
 	v, _ := r.repos.LoadOrStore(name, repo)
-	return v.(*oras.Repository), nil
+	return v.(Repository), nil
+}
+
+// stopUnreachable stops the whole load, once, when the registry stopped
+// answering: the other images would only repeat the error.
+func (r *runner) stopUnreachable(err error) {
+	r.stopOnce.Do(func() {
+		r.stop(fmt.Errorf("%w: %s: %w", ErrRegistryUnreachable, r.host, err))
+	})
 }
 
 // loadImage loads one destination image: prepare uploads the blobs of its
 // manifests; then, when turn grants it, its manifests are pushed and, once
 // all are in, the merged index at the main tag. done releases the turn.
-func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, turn func() bool, done func()) {
+func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *tracker, turn func() bool, done func()) {
 	start := time.Now()
-	if r.opts.Progress != nil {
-		r.opts.Progress.ImageStarted(img)
-	}
-	p, err := r.prepare(ctx, img, ir)
+	r.em.emit(ImageStarted{Image: img, Total: t.total})
+	p, err := r.prepare(ctx, img, t)
 	if !turn() {
-		ir.Status, ir.Err = StatusNotAttempted, context.Cause(ctx)
+		ir.Status, ir.Err = StatusInterrupted, context.Cause(ctx)
+		r.em.emit(ImageDone{Image: img, Result: ir})
 		return
 	}
 	defer done()
-	log := r.opts.Log
-	for _, l := range img.Lines {
-		log.Infof(l.Number, "Loading [%s] => [%s]", l.Source, img.Reference)
-	}
-	for _, n := range img.Notes {
-		log.Warnf(img.Lines[0].Number, "%s", n)
-	}
+	r.em.emit(ImageLoading{Image: img})
 	if err == nil {
 		err = r.commit(ctx, img, p, ir)
 	}
@@ -294,16 +338,15 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, tur
 			ir.Status = StatusLoaded
 		}
 	case ctx.Err() != nil:
-		ir.Status, ir.Err = StatusNotAttempted, context.Cause(ctx)
+		ir.Status, ir.Err = StatusInterrupted, context.Cause(ctx)
+	case errors.Is(err, oras.ErrUnreachable):
+		r.stopUnreachable(err)
+		ir.Status, ir.Err = StatusInterrupted, context.Cause(ctx)
 	default:
 		ir.Status, ir.Err = StatusFailed, err
-		for _, l := range img.Lines {
-			log.Errorf(0, "error occurred on [IMG: %d]: %v", l.Number, err)
-		}
 	}
-	if r.opts.Progress != nil {
-		r.opts.Progress.ImageDone(img, ir)
-	}
+	ir.Stats = t.snapshot()
+	r.em.emit(ImageDone{Image: img, Result: ir})
 }
 
 // step is what a manifest needs.
@@ -317,14 +360,16 @@ const (
 
 // prepared is an image ready to commit.
 type prepared struct {
-	repo     *oras.Repository
-	existing *manifest.Existing
-	steps    []step
+	repo         Repository
+	existing     *manifest.Existing
+	existingDesc ocispec.Descriptor // zero when the tag did not exist
+	readAt       time.Time
+	steps        []step
 }
 
 // prepare reads the destination tag, decides what each manifest needs and
 // uploads the blobs of those that are missing.
-func (r *runner) prepare(ctx context.Context, img *Image, ir *ImageResult) (*prepared, error) {
+func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared, error) {
 	if img.Err != nil {
 		return nil, fmt.Errorf("failed to load [%s]: %w", img.Source, img.Err)
 	}
@@ -334,21 +379,14 @@ func (r *runner) prepare(ctx context.Context, img *Image, ir *ImageResult) (*pre
 	}
 	p := &prepared{repo: repo, steps: make([]step, len(img.Manifests))}
 	if img.Tag != "" && !img.SkipIndex {
-		desc, body, err := repo.FetchManifest(ctx, img.Tag)
-		switch {
-		case err == nil:
-			if p.existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
-				return nil, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
-			}
-		case errors.Is(err, oras.ErrNotFound):
-		default:
-			return nil, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		if err := p.readTag(ctx, img); err != nil {
+			return nil, err
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, m := range img.Manifests {
 		g.Go(func() error {
-			s, err := r.prepareManifest(gctx, img, repo, m, p.existing.HasDigest(m.Descriptor.Digest), ir)
+			s, err := r.prepareManifest(gctx, repo, m, p.existing.HasDigest(m.Descriptor.Digest), t)
 			p.steps[i] = s
 			return err
 		})
@@ -356,95 +394,42 @@ func (r *runner) prepare(ctx context.Context, img *Image, ir *ImageResult) (*pre
 	return p, g.Wait()
 }
 
-// commit pushes the manifests of a prepared image, then its index.
-func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult) error {
-	pushed := false
-	if !r.opts.DryRun {
-		g, gctx := errgroup.WithContext(ctx)
-		for i, m := range img.Manifests {
-			if p.steps[i] == stepNone {
-				continue
-			}
-			pushed = true
-			g.Go(func() error {
-				if err := p.repo.PushManifest(gctx, manifestDescriptor(m), m.Body, m.Tag); err != nil {
-					return fmt.Errorf("manifest %s (%s): %w", m.Descriptor.Digest, platformString(m.Descriptor.Platform), err)
-				}
-				return nil
-			})
+// readTag reads what the image's main tag holds.
+func (p *prepared) readTag(ctx context.Context, img *Image) error {
+	p.existing, p.existingDesc, p.readAt = nil, ocispec.Descriptor{}, time.Now()
+	desc, body, err := p.repo.FetchManifest(ctx, img.Tag)
+	switch {
+	case err == nil:
+		if p.existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
+			return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-	} else {
-		pushed = slices.ContainsFunc(p.steps, func(s step) bool { return s != stepNone })
-	}
-	if img.SkipIndex {
-		if !pushed {
-			ir.Status = StatusUnchanged
-		}
-		return nil
-	}
-	loaded := make([]ocispec.Descriptor, len(img.Manifests))
-	for i, m := range img.Manifests {
-		loaded[i] = m.Descriptor
-	}
-	merged, err := manifest.Merge(p.existing, loaded, manifest.MergeOptions{Overwrite: r.opts.Overwrite})
-	if err != nil {
-		if errors.Is(err, manifest.ErrEmpty) {
-			return fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
-		}
-		return fmt.Errorf("failed to load [%s]: %w", img.Source, err)
-	}
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: merged.Digest(), Size: int64(len(merged.Bytes))}
-	ir.Index = desc
-	if merged.Unchanged {
-		if !pushed {
-			ir.Status = StatusUnchanged
-		}
-		return nil
-	}
-	if r.opts.DryRun {
-		return nil
-	}
-	if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
-		return fmt.Errorf("failed to push manifest index [%s]: %w", img.Reference, err)
+		p.existingDesc = desc
+	case errors.Is(err, oras.ErrNotFound):
+	default:
+		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 	}
 	return nil
 }
 
-// manifestDescriptor is m's descriptor for a push: no platform, no
-// annotations.
-func manifestDescriptor(m *Manifest) ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
-}
-
 // prepareManifest decides what one manifest needs and, when it is missing,
-// uploads its blobs.
-func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Repository, m *Manifest, listed bool, ir *ImageResult) (step, error) {
+// uploads its blobs. It costs one HEAD for a manifest that is there (two
+// when its platform tag must be checked).
+func (r *runner) prepareManifest(ctx context.Context, repo Repository, m *Manifest, listed bool, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
 		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
-	}
-	// Like Hangar, a manifest the destination index already names is not
-	// pushed again; unlike Hangar, we check that it really exists.
-	if listed {
-		ok, err := repo.ManifestExists(ctx, desc)
-		if err != nil {
-			return fail(err)
-		}
-		if ok {
-			atomic.AddInt64(&ir.Present, m.Size())
-			return stepNone, nil
-		}
 	}
 	exists, err := repo.ManifestExists(ctx, desc)
 	if err != nil {
 		return fail(err)
 	}
 	if exists {
-		atomic.AddInt64(&ir.Present, m.Size())
-		if m.Tag == "" {
+		for _, b := range m.Blobs {
+			t.account(b, outcomePresent)
+		}
+		// Like Hangar, a manifest the destination index names is not
+		// pushed again, not even to its tag.
+		if listed || m.Tag == "" {
 			return stepNone, nil
 		}
 		got, err := repo.ResolveManifest(ctx, m.Tag)
@@ -460,7 +445,7 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Rep
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range m.Blobs {
 		g.Go(func() error {
-			if err := r.blobs.ensure(gctx, repo, b, &ir.Stats, r.onBytes(img)); err != nil {
+			if err := r.blobs.ensure(gctx, repo, b, t); err != nil {
 				return fmt.Errorf("blob %s: %w", b.Digest, err)
 			}
 			return nil
@@ -472,11 +457,189 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo *oras.Rep
 	return stepPush, nil
 }
 
-func (r *runner) onBytes(img *Image) func(int64) {
-	if r.opts.Progress == nil {
+// commit pushes the manifests of a prepared image, then its index.
+func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult) error {
+	pushed := false
+	g, gctx := errgroup.WithContext(ctx)
+	for i, m := range img.Manifests {
+		if p.steps[i] == stepNone {
+			continue
+		}
+		pushed = true
+		if r.opts.DryRun {
+			continue
+		}
+		g.Go(func() error {
+			desc := manifestDescriptor(m)
+			body, err := r.src.ReadBlob(desc.Digest, oras.MaxManifestSize)
+			if err == nil {
+				err = p.repo.PushManifest(gctx, desc, body, m.Tag)
+			}
+			if err != nil {
+				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
+			}
+			r.em.emit(ManifestPushed{Image: img, Manifest: m, Descriptor: desc, Tag: m.Tag})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if img.SkipIndex {
+		if !pushed {
+			ir.Status = StatusUnchanged
+		}
 		return nil
 	}
-	return func(n int64) { r.opts.Progress.BlobBytes(img, n) }
+	changed, err := r.commitIndex(ctx, img, p, ir)
+	if err == nil && !changed && !pushed {
+		ir.Status = StatusUnchanged
+	}
+	return err
+}
+
+// freshness is how old the read of the main tag may be when the index is
+// merged: older, it is read again (a HEAD, and a GET if it changed), so
+// that a load running at the same time is seen.
+const freshness = time.Second
+
+// commitIndex merges the image's index into what the main tag holds and
+// pushes it when it changed (changed reports that). Without --overwrite
+// the tag is read back after the push: when another writer replaced it in
+// between, the index is merged again with what is there now and pushed
+// again, up to Options.IndexAttempts pushes, so that a platform loaded at
+// the same time by another load survives. A writer that lands between our
+// read-back and its own read is not seen: registries offer no conditional
+// writes; the window is one round trip.
+//
+// References: hangar-load.md section 2.10; issue 12 (two loads at once).
+func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult) (changed bool, err error) {
+	mopts := manifest.MergeOptions{Overwrite: r.opts.Overwrite}
+	if !r.opts.DryRun && !r.opts.Overwrite && time.Since(p.readAt) > freshness {
+		if err := r.refreshTag(ctx, img, p); err != nil {
+			return false, err
+		}
+	}
+	attempts := max(r.opts.IndexAttempts, 1)
+	for attempt := 1; ; attempt++ {
+		merged, changedNow, err := mergeSteps(p.existing, img.Steps, mopts)
+		if err != nil {
+			if errors.Is(err, manifest.ErrEmpty) {
+				return false, fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
+			}
+			return false, fmt.Errorf("failed to load [%s]: %w", img.Source, err)
+		}
+		if !changedNow {
+			ir.Index = p.existingDesc
+			return changed, nil
+		}
+		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: merged.Digest(), Size: int64(len(merged.Bytes))}
+		ir.Index = desc
+		if r.opts.DryRun {
+			return true, nil
+		}
+		if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
+			if ctx.Err() != nil && r.landed(p.repo, img.Tag, desc) {
+				return true, nil
+			}
+			return changed, r.explainIndexPush(ctx, img, p, err)
+		}
+		changed = true
+		r.em.emit(ManifestPushed{Image: img, Descriptor: desc, Tag: img.Tag})
+		if r.opts.Overwrite {
+			return true, nil
+		}
+		if err := p.readTag(ctx, img); err != nil {
+			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
+		}
+		if p.existingDesc.Digest == desc.Digest {
+			return true, nil
+		}
+		if attempt == attempts {
+			return true, fmt.Errorf("failed to load [%s]: another writer kept changing [%s]: %d pushes of the index did not settle", img.Source, img.Reference, attempts)
+		}
+		r.debugf("[%s] changed while it was pushed (now %s): merging again", img.Reference, p.existingDesc.Digest)
+	}
+}
+
+// refreshTag reads the main tag again if it changed since prepare read it.
+func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) error {
+	desc, err := p.repo.ResolveManifest(ctx, img.Tag)
+	switch {
+	case errors.Is(err, oras.ErrNotFound):
+		if p.existing == nil {
+			return nil
+		}
+	case err != nil:
+		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+	case desc.Digest == p.existingDesc.Digest:
+		return nil
+	}
+	return p.readTag(ctx, img)
+}
+
+// landed reports whether an index push interrupted by cancellation reached
+// the registry after all.
+func (r *runner) landed(repo Repository, tag string, desc ocispec.Descriptor) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	got, err := repo.ResolveManifest(ctx, tag)
+	return err == nil && got.Digest == desc.Digest
+}
+
+// explainIndexPush turns a refused index push into advice when the index
+// names manifests missing from the registry that this load does not have
+// (deleted since they were loaded): the registry refuses such an index.
+func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, pushErr error) error {
+	base := fmt.Errorf("failed to push manifest index [%s]: %w", img.Reference, pushErr)
+	if ctx.Err() != nil || p.existing == nil {
+		return base
+	}
+	for _, e := range p.existing.Manifests {
+		if indexOfDigest(img.Manifests, e.Digest) >= 0 {
+			continue
+		}
+		ok, err := p.repo.ManifestExists(ctx, ocispec.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size})
+		if err == nil && !ok {
+			return fmt.Errorf("%w: the index at [%s] names manifest %s (%s), which is missing from the registry and not in this archive: load the archive that holds it, or use --overwrite to replace the index",
+				base, img.Reference, e.Digest, platformString(e.Platform))
+		}
+	}
+	return base
+}
+
+// mergeSteps merges the image's steps into existing one after the other, as
+// Hangar loads the entries of one destination one after the other: a step
+// whose merge changes nothing leaves the index as it is. changed reports
+// that the result differs from existing.
+func mergeSteps(existing *manifest.Existing, steps [][]ocispec.Descriptor, opts manifest.MergeOptions) (merged manifest.Result, changed bool, err error) {
+	if len(steps) == 0 {
+		if existing == nil {
+			return manifest.Result{}, false, manifest.ErrEmpty
+		}
+		return manifest.Result{}, false, nil
+	}
+	cur := existing
+	for _, step := range steps {
+		res, err := manifest.Merge(cur, step, opts)
+		if err != nil {
+			return manifest.Result{}, false, err
+		}
+		if res.Unchanged {
+			continue
+		}
+		merged, changed = res, true
+		if cur, err = manifest.ParseExisting(ocispec.MediaTypeImageIndex, res.Bytes); err != nil {
+			return manifest.Result{}, false, err
+		}
+	}
+	return merged, changed, nil
+}
+
+// manifestDescriptor is m's descriptor for a push: no platform, no
+// annotations.
+func manifestDescriptor(m *Manifest) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
 }
 
 func platformString(p *ocispec.Platform) string {
@@ -490,12 +653,47 @@ func platformString(p *ocispec.Platform) string {
 	return s
 }
 
-// WriteFailedList writes the failed list, one key per line.
-func WriteFailedList(path string, keys []string) error {
-	var b bytes.Buffer
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte('\n')
+// failures returns the failed list of a result: the lines whose image did
+// not load (or validate), in line order, each key once. Image-list misses
+// and images not finished record the raw line, failed images their
+// source:tag (as Hangar does).
+func failures(plan *Plan, res *Result) []Failure {
+	var out []Failure
+	seen := map[string]bool{}
+	for _, l := range plan.Lines {
+		f := Failure{Key: l.Key, Status: StatusNotInArchive}
+		if l.Err == nil {
+			ir := res.Images[l.Image]
+			switch ir.Status {
+			case StatusLoaded, StatusUnchanged:
+				continue
+			case StatusFailed:
+				f.Key = l.Source
+			}
+			f.Status = ir.Status
+		}
+		if !seen[f.Key] {
+			seen[f.Key] = true
+			out = append(out, f)
+		}
 	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	return out
+}
+
+// WriteFailedList writes the failed list, one key per line.
+func WriteFailedList(path string, failed []Failure) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, l := range failed {
+		w.WriteString(l.Key)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -24,17 +25,23 @@ var ErrValidation = errors.New("validation failed")
 //
 // References: hangar-load.md section 3, decisions.md D4.
 func Validate(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	em := newEmitter(opts.Events)
 	ar, plan, err := Open(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer ar.Close()
-	res, reg, err := begin(ctx, plan, opts)
+	em.emit(Planned{Plan: plan})
+	reg, err := connect(ctx, plan, opts, em)
 	if err != nil {
 		return nil, err
 	}
-	jobs := max(opts.Jobs, 1)
-	sem := semaphore.NewWeighted(int64(jobs))
+	start := time.Now()
+	res := newResult(plan)
+	sem := semaphore.NewWeighted(int64(max(opts.Jobs, 1)))
 	var wg sync.WaitGroup
 	for _, img := range plan.Images {
 		if err := sem.Acquire(ctx, 1); err != nil {
@@ -45,28 +52,29 @@ func Validate(ctx context.Context, opts Options) (*Result, error) {
 			defer wg.Done()
 			defer sem.Release(1)
 			ir := res.Images[img]
+			em.emit(ImageStarted{Image: img})
 			ir.Status = StatusLoaded
 			if err := validateImage(ctx, reg, img); err != nil {
 				ir.Status, ir.Err = StatusFailed, err
 				if ctx.Err() != nil {
-					ir.Status = StatusNotAttempted
-				}
-				for _, l := range img.Lines {
-					opts.Log.Errorf(l.Number, "%v", err)
-				}
-			} else {
-				for _, l := range img.Lines {
-					opts.Log.Infof(l.Number, "PASS: [%s]", l.Source)
+					ir.Status = StatusInterrupted
 				}
 			}
+			em.emit(ImageDone{Image: img, Result: ir})
 		}()
 	}
 	wg.Wait()
-	res.Failed = failedKeys(plan, res)
+	if ctx.Err() != nil {
+		res.Stopped = context.Cause(ctx)
+		em.emit(Stopped{Err: res.Stopped})
+	}
+	res.Failed = failures(plan, res)
+	res.Duration = time.Since(start)
+	em.emit(LoadDone{Result: res})
 	return res, nil
 }
 
-func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
+func validateImage(ctx context.Context, reg Registry, img *Image) error {
 	if img.Err != nil {
 		return fmt.Errorf("image [%s]: %w", img.Source, img.Err)
 	}
@@ -92,8 +100,10 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 	}
 	for _, m := range img.Manifests {
 		desc := manifestDescriptor(m)
-		if img.SkipIndex && img.Tag != "" {
-			got, err := repo.ResolveManifest(ctx, img.Tag)
+		if img.SkipIndex && m.Tag != "" {
+			// a chart or file: the tag holds the last manifest that
+			// claims it (the others were pushed by digest)
+			got, err := repo.ResolveManifest(ctx, m.Tag)
 			if err != nil && !errors.Is(err, oras.ErrNotFound) {
 				return fmt.Errorf("image [%s]: %w", img.Reference, err)
 			}
@@ -102,7 +112,7 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 			}
 			continue
 		}
-		if img.Tag != "" && !existing.HasDigest(desc.Digest) {
+		if !img.SkipIndex && img.Tag != "" && !existing.HasDigest(desc.Digest) {
 			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference, desc.Digest, platformString(m.Descriptor.Platform), ErrValidation)
 		}
 		ok, err := repo.ManifestExists(ctx, desc)
@@ -114,30 +124,4 @@ func validateImage(ctx context.Context, reg *oras.Registry, img *Image) error {
 		}
 	}
 	return nil
-}
-
-// failedKeys returns the failed list of a result: the lines whose image did
-// not load (or validate), in line order, each once. Image-list misses and
-// images never attempted record the raw line, failed images their
-// source:tag (as Hangar does).
-func failedKeys(plan *Plan, res *Result) []string {
-	var keys []string
-	seen := map[string]bool{}
-	for _, l := range plan.Lines {
-		key := l.Key
-		if l.Err == nil {
-			ir := res.Images[l.Image]
-			if ir.Status == StatusLoaded || ir.Status == StatusUnchanged {
-				continue
-			}
-			if ir.Status == StatusFailed {
-				key = l.Source
-			}
-		}
-		if !seen[key] {
-			seen[key] = true
-			keys = append(keys, key)
-		}
-	}
-	return keys
 }

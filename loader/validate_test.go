@@ -96,7 +96,7 @@ func TestValidate(t *testing.T) {
 				tt.damage(t, reg)
 			}
 			res := validate(t, testOptions(t, archive, reg.Host()))
-			if strings.Join(res.Failed, ",") != strings.Join(tt.failed, ",") {
+			if strings.Join(res.FailedKeys(), ",") != strings.Join(tt.failed, ",") {
 				t.Fatalf("failed = %v, want %v", res.Failed, tt.failed)
 			}
 			for img, ir := range res.Images {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry"
 )
 
 // fixtureDir holds archives and registry states written by the real Hangar
@@ -150,7 +151,7 @@ func (reg *fakeRegistry) load(t *testing.T, a *fixtureArchive, f filter) loadRep
 				OSVersion:    it.OSVersion,
 				OSFeatures:   it.OSFeatures,
 			}, it.Annotations)
-			if IsAttestation(desc) {
+			if IsAttestation(*desc.Platform, desc.Annotations) {
 				if !allowed[digest.Digest(it.Annotations[AnnotationReferenceDigest])] {
 					continue
 				}
@@ -172,7 +173,7 @@ func (reg *fakeRegistry) load(t *testing.T, a *fixtureArchive, f filter) loadRep
 				t.Fatalf("%s: config %s: %v", mainRef, m.Config.Digest, err)
 			}
 			tag := PlatformTag(img.Tag, config, desc)
-			if !ValidTag(tag) {
+			if (registry.Reference{Reference: tag}).ValidateReferenceAsTag() != nil {
 				t.Errorf("%s: invalid platform tag %q", mainRef, tag)
 			}
 			reg.tags[repo+":"+tag] = it.Digest

@@ -4,7 +4,7 @@
 // serialises the result exactly as Hangar does so that the digests agree.
 //
 // It also names the per-platform tags Hangar pushes next to the index
-// (PlatformTag) and checks tag syntax (ValidTag).
+// (PlatformTag) and says which manifests are attestations (IsAttestation).
 //
 // References: hangar-load.md sections 2.8, 2.9 and 2.10
 // (pkg/image/manifest/builder.go and struct.go in cnrancher/hangar), and
@@ -130,14 +130,25 @@ func Descriptor(mediaType string, dgst digest.Digest, size int64, platform ocisp
 	}, true)
 }
 
-// IsAttestation reports whether an entry is a BuildKit attestation
-// (Hangar's SLSA entry): platform unknown/unknown with both reference
-// annotations set and non-empty.
+// AttestationManifest is the vnd.docker.reference.type of BuildKit
+// attestation manifests.
+const AttestationManifest = "attestation-manifest"
+
+// IsAttestation reports whether a manifest is a BuildKit attestation as
+// `hangar load` decides when it selects and names manifests: platform
+// unknown/unknown and a vnd.docker.reference.type of
+// "attestation-manifest". The loader applies it to the archive item (to
+// select the attestations of selected platforms) and to the platform of the
+// manifest's config (to tag it <repo>:sha256-<subject>.att).
 //
-// References: hangar-load.md sections 1.7 and 2.10 ("SLSA entry").
-func IsAttestation(desc ocispec.Descriptor) bool {
-	p := desc.Platform
-	return p != nil && p.Architecture == PlatformUnknown && p.OS == PlatformUnknown &&
-		desc.Annotations[AnnotationReferenceDigest] != "" &&
-		desc.Annotations[AnnotationReferenceType] != ""
+// The index builder has rules of its own for entries of an index (the SLSA
+// entry of Merge, and the attestation-like entries it drops); they are
+// unexported in this package, next to the builder.
+//
+// References: hangar-load.md sections 1.7, 2.8 and 2.9
+// (archive.ImageSpec.IsAttestations and private.IsAttestations in
+// cnrancher/hangar).
+func IsAttestation(p ocispec.Platform, annotations map[string]string) bool {
+	return p.Architecture == PlatformUnknown && p.OS == PlatformUnknown &&
+		annotations[AnnotationReferenceType] == AttestationManifest
 }

@@ -142,17 +142,17 @@ type builder struct {
 func (b *builder) add(n ocispec.Descriptor) {
 	// 1. The first platform entry with n's platform.
 	b.removeFirst(func(e ocispec.Descriptor) bool {
-		return !IsAttestation(e) && samePlatform(e.Platform, n.Platform)
+		return !isSLSAEntry(e) && samePlatform(e.Platform, n.Platform)
 	})
 	// 2. The first attestation with n's annotations.
 	if len(n.Annotations) > 0 {
 		b.removeFirst(func(e ocispec.Descriptor) bool {
-			return IsAttestation(e) && maps.Equal(e.Annotations, n.Annotations)
+			return isSLSAEntry(e) && maps.Equal(e.Annotations, n.Annotations)
 		})
 	}
 	// 3. The first platform entry with n's digest, if its platform matches.
 	b.removeFirst(func(e ocispec.Descriptor) bool {
-		return !IsAttestation(e) && e.Digest == n.Digest && samePlatform(e.Platform, n.Platform)
+		return !isSLSAEntry(e) && e.Digest == n.Digest && samePlatform(e.Platform, n.Platform)
 	})
 	// 4. n goes to the end.
 	b.entries = append(b.entries, n)
@@ -213,6 +213,20 @@ func identical(a, b ocispec.Descriptor) bool {
 		pa.Variant == pb.Variant &&
 		pa.OSVersion == pb.OSVersion &&
 		slices.Equal(pa.OSFeatures, pb.OSFeatures)
+}
+
+// isSLSAEntry reports whether an index entry is what Hangar's builder
+// treats as an attestation when replacing entries (its SLSA entry):
+// platform unknown/unknown with both reference annotations set and
+// non-empty.
+//
+// References: hangar-load.md sections 1.7 and 2.10 ("SLSA entry";
+// Image.IsSLSAProvenance in cnrancher/hangar).
+func isSLSAEntry(desc ocispec.Descriptor) bool {
+	p := desc.Platform
+	return p != nil && p.Architecture == PlatformUnknown && p.OS == PlatformUnknown &&
+		desc.Annotations[AnnotationReferenceDigest] != "" &&
+		desc.Annotations[AnnotationReferenceType] != ""
 }
 
 // attestationLike reports an entry Hangar drops when its subject is gone:

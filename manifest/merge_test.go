@@ -428,7 +428,7 @@ func TestMarshal(t *testing.T) {
 	}
 }
 
-func TestIsAttestation(t *testing.T) {
+func TestIsSLSAEntry(t *testing.T) {
 	ann := map[string]string{AnnotationReferenceDigest: dg("A").String(), AnnotationReferenceType: "attestation-manifest"}
 	tests := []struct {
 		name string
@@ -445,7 +445,34 @@ func TestIsAttestation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := IsAttestation(tt.desc); got != tt.want {
+			if got := isSLSAEntry(tt.desc); got != tt.want {
+				t.Errorf("isSLSAEntry() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsAttestation(t *testing.T) {
+	unknown := ocispec.Platform{Architecture: "unknown", OS: "unknown"}
+	typed := map[string]string{AnnotationReferenceType: AttestationManifest}
+	tests := []struct {
+		name        string
+		platform    ocispec.Platform
+		annotations map[string]string
+		want        bool
+	}{
+		{"buildkit attestation", unknown, map[string]string{AnnotationReferenceType: AttestationManifest, AnnotationReferenceDigest: dg("A").String()}, true},
+		{"type only", unknown, typed, true},
+		{"other reference type", unknown, map[string]string{AnnotationReferenceType: "signature", AnnotationReferenceDigest: dg("A").String()}, false},
+		{"digest only", unknown, map[string]string{AnnotationReferenceDigest: dg("A").String()}, false},
+		{"no platform", ocispec.Platform{}, typed, false},
+		{"arch known", ocispec.Platform{Architecture: "amd64", OS: "unknown"}, typed, false},
+		{"os known", ocispec.Platform{Architecture: "unknown", OS: "linux"}, typed, false},
+		{"no annotations", unknown, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsAttestation(tt.platform, tt.annotations); got != tt.want {
 				t.Errorf("IsAttestation() = %v, want %v", got, tt.want)
 			}
 		})

@@ -170,7 +170,7 @@ func FuzzParseExisting(f *testing.F) {
 		}
 		for _, m := range e.Manifests {
 			_ = PlatformTag("t", ocispec.Platform{}, m)
-			_ = IsAttestation(m)
+			_ = isSLSAEntry(m)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -14,7 +13,8 @@ import (
 // the digest>" when arch or os is empty or "unknown" (attestations, whose
 // config has no platform, included). platform is the one read from the
 // manifest's config; desc.Digest is the manifest digest. The result may be
-// longer than 128 characters or otherwise invalid: check it with ValidTag.
+// longer than 128 characters or otherwise invalid: the loader checks every
+// destination reference before it pushes anything.
 //
 // Examples: "latest-linux-arm64v8", "T-linux-armv7",
 // "T-windows-10.0.17763.5576-amd64", "v1.0.0-04007db838932f86".
@@ -43,14 +43,3 @@ func shortHex(d digest.Digest) string {
 	}
 	return s
 }
-
-// tagPattern is the tag grammar of the OCI distribution spec.
-var tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidTag reports whether tag is a valid tag: at most 128 characters of
-// [a-zA-Z0-9._-], not starting with '.' or '-'. Per-platform tags built
-// from long tags or Windows OS versions can exceed the limit; the loader
-// should report those clearly rather than let the registry refuse them.
-//
-// References: hangar-load.md section 2.9 (last paragraph).
-func ValidTag(tag string) bool { return tagPattern.MatchString(tag) }

@@ -38,30 +38,3 @@ func TestPlatformTag(t *testing.T) {
 		})
 	}
 }
-
-func TestValidTag(t *testing.T) {
-	tests := []struct {
-		tag  string
-		want bool
-	}{
-		{"latest", true},
-		{"v1.0.0-linux-arm64v8", true},
-		{"_x", true},
-		{"T-windows-10.0.17763.5576-amd64", true},
-		{strings.Repeat("a", 128), true},
-		{strings.Repeat("a", 129), false},
-		{"", false},
-		{".x", false},
-		{"-x", false},
-		{"a:b", false},
-		{"a/b", false},
-		{"a b", false},
-		{"tag\n", false},
-		{"é", false},
-	}
-	for _, tt := range tests {
-		if got := ValidTag(tt.tag); got != tt.want {
-			t.Errorf("ValidTag(%q) = %v, want %v", tt.tag, got, tt.want)
-		}
-	}
-}

@@ -81,8 +81,10 @@ var (
 	ErrDigestMismatch = errors.New("content does not match its descriptor")
 )
 
-// maxManifestSize bounds the manifests FetchManifest reads.
-const maxManifestSize = 32 << 20
+// MaxManifestSize bounds the manifests read and pushed: 4 MiB, the limit of
+// the distribution registry (maxManifestBodySize) that most registries,
+// Harbor included, run.
+const MaxManifestSize = 4 << 20
 
 // manifestMediaTypes are the manifest types accepted when fetching.
 var manifestMediaTypes = []string{
@@ -601,8 +603,8 @@ func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocisp
 			return err // a body cut while oras read it
 		}
 		defer rc.Close()
-		if d.Size > maxManifestSize {
-			return fmt.Errorf("manifest of %d bytes is larger than %d", d.Size, maxManifestSize)
+		if d.Size > MaxManifestSize {
+			return fmt.Errorf("manifest of %d bytes is larger than %d", d.Size, MaxManifestSize)
 		}
 		b, err := content.ReadAll(rc, d)
 		if err != nil {

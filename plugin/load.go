@@ -5,21 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/docker/cli/cli"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cnrancher/docker-hangar/loader"
 )
 
-// loadFlags holds the flags of `load`, shared by `load validate`.
+// loadFlags holds the flags of `load` or `load validate`.
 type loadFlags struct {
 	opts        loader.Options
 	failed      string
 	report      string
+	progress    string
 	tlsVerify   optionalBool
-	debug       bool
 	hideLogTime bool
 	insecure    bool
 	sigKey      string
@@ -35,175 +39,229 @@ const loadExample = `  # Load every image of an archive
   # Check what is in the registry afterwards
   docker hangar load validate -s saved-images.zip -d registry.example.com`
 
+// defaultFailedList is where the failed list goes (-o), as in Hangar.
+const defaultFailedList = "load-failed.txt"
+
 func newLoadCommand() *cobra.Command {
 	f := &loadFlags{opts: loader.DefaultOptions()}
 	cmd := &cobra.Command{
-		Use:   "load -s ARCHIVE -d REGISTRY [flags]",
+		Use:   "load -s ARCHIVE -d REGISTRY [OPTIONS]",
 		Short: "Load images from a Hangar archive into a registry",
 		Long: `Load the images of a Hangar archive (the zip written by 'hangar save') into a registry.
 
 Platform manifests are merged into the index already at each destination tag, so
 archives of different architectures loaded one after the other give one multi-arch
 image. Credentials come from 'docker login'.`,
-		Example: loadExample,
-		Args:    cobra.NoArgs,
+		Example:               loadExample,
+		Args:                  cobra.NoArgs,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runLoad(cmd, f)
 		},
 	}
-	flags := cmd.PersistentFlags()
+	fs := cmd.Flags()
+	f.addCommon(cmd, fs)
 	o := &f.opts
-	flags.StringVarP(&o.Source, "source", "s", "", "saved archive filename")
-	flags.StringVarP(&o.Destination, "destination", "d", "", "destination registry url")
-	flags.StringVarP(&o.ImageList, "file", "f", "", "image list file (optional: load all images if not provided)")
-	flags.StringSliceVarP(&o.Arch, "arch", "a", o.Arch, "architecture list of images")
-	flags.StringSliceVar(&o.OS, "os", o.OS, "OS list of images")
-	flags.IntVarP(&o.Jobs, "jobs", "j", 1, "worker number, copy images parallelly (1-20)")
-	flags.StringVarP(&f.failed, "failed", "o", "load-failed.txt", "file name of the load failed image list")
-	flags.StringVar(&o.Project, "project", "", "override all destination image projects")
-	flags.StringVar(&o.SourceRegistry, "source-registry", "", "override the source registry of image list")
-	flags.DurationVar(&o.Timeout, "timeout", o.Timeout, "fail a transfer that makes no progress for this long (0: never)")
-	flags.BoolVar(&o.Provenance, "provenance", true, "load provenance (attestations) of images")
-	flags.BoolVar(&o.Overwrite, "overwrite", false, "overwrite the existing index at the destination instead of merging")
-	flags.Var(&f.tlsVerify, "tls-verify", "require HTTPS and verify certificates when talking to the registry (default: verify, loopback may use plain HTTP)")
-	flags.Lookup("tls-verify").NoOptDefVal = "true"
-	flags.BoolVar(&o.SkipLogin, "skip-login", false, "skip the check that docker credentials for the registry work")
-	flags.BoolVar(&f.debug, "debug", false, "enable debug output")
-	flags.BoolVar(&o.PlatformTags, "platform-tags", true, "also push each platform manifest to its own tag (TAG-linux-amd64, ...) as hangar does")
-	flags.BoolVar(&o.DryRun, "dry-run", false, "print what would be loaded and write nothing to the registry")
-	flags.StringVar(&f.report, "report", "", "write a JSON report of every image to this file")
-	flags.BoolVar(&f.insecure, "insecure-policy", false, "accepted for compatibility with hangar (no signature policy is used)")
-	flags.BoolVar(&f.hideLogTime, "hide-log-time", false, "print '-' instead of the time in log lines")
-	flags.StringVar(&f.sigKey, "sigstore-private-key", "", "not supported: sign images with cosign")
-	flags.StringVar(&f.sigPass, "sigstore-passphrase-file", "", "not supported: sign images with cosign")
-	for _, name := range []string{"insecure-policy", "hide-log-time", "sigstore-private-key", "sigstore-passphrase-file"} {
-		_ = flags.MarkHidden(name)
+	fs.BoolVar(&o.Overwrite, "overwrite", o.Overwrite, "overwrite the existing index at the destination instead of merging")
+	fs.BoolVar(&o.PlatformTags, "platform-tags", o.PlatformTags, "also push each platform manifest to its own tag (TAG-linux-amd64, ...) as hangar does")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print what would be loaded and write nothing to the registry")
+	fs.StringVar(&f.report, "report", "", "write a JSON report of every image to this file")
+	fs.StringVar(&f.sigKey, "sigstore-private-key", "", "not supported: sign images with cosign")
+	fs.StringVar(&f.sigPass, "sigstore-passphrase-file", "", "not supported: sign images with cosign")
+	for _, name := range []string{"sigstore-private-key", "sigstore-passphrase-file"} {
+		_ = fs.MarkHidden(name)
 	}
-	_ = cmd.MarkPersistentFlagFilename("source", "zip")
-	_ = cmd.MarkPersistentFlagFilename("file", "txt")
-	_ = cmd.MarkPersistentFlagFilename("failed")
-	_ = cmd.MarkPersistentFlagFilename("report", "json")
-	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("os", cobra.FixedCompletions([]string{"linux", "windows"}, cobra.ShellCompDirectiveNoFileComp))
-	cmd.AddCommand(newValidateCommand(f))
+	_ = cmd.MarkFlagFilename("report", "json")
+	cmd.AddCommand(newValidateCommand())
 	return cmd
 }
 
-// prepare checks the flags and completes the options.
-func (f *loadFlags) prepare(cmd *cobra.Command) (loader.Options, error) {
+// addCommon defines the flags that load and validate share; their
+// defaults are loader.DefaultOptions'.
+func (f *loadFlags) addCommon(cmd *cobra.Command, fs *pflag.FlagSet) {
+	o := &f.opts
+	fs.StringVarP(&o.Source, "source", "s", "", "saved archive filename (required)")
+	fs.StringVarP(&o.Destination, "destination", "d", "", "destination registry url, host[:port][/prefix] (required)")
+	fs.StringVarP(&o.ImageList, "file", "f", "", "image list file (optional: load all images if not provided)")
+	fs.StringSliceVarP(&o.Arch, "arch", "a", o.Arch, "architecture list of images")
+	fs.StringSliceVar(&o.OS, "os", o.OS, "OS list of images")
+	fs.IntVarP(&o.Jobs, "jobs", "j", o.Jobs, fmt.Sprintf("worker number, copy images parallelly (%d-%d)", loader.MinJobs, loader.MaxJobs))
+	fs.StringVarP(&f.failed, "failed", "o", defaultFailedList, "file name of the failed image list")
+	fs.StringVar(&o.Project, "project", "", "override all destination image projects")
+	fs.StringVar(&o.SourceRegistry, "source-registry", "", "override the source registry of image list")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "fail a transfer that makes no progress for this long (0: never)")
+	fs.BoolVar(&o.Provenance, "provenance", o.Provenance, "load provenance (attestations) of images")
+	fs.Var(&f.tlsVerify, "tls-verify", "require HTTPS and verify certificates when talking to the registry (default: verify, loopback may use plain HTTP)")
+	fs.Lookup("tls-verify").NoOptDefVal = "true"
+	fs.BoolVar(&o.SkipLogin, "skip-login", o.SkipLogin, "skip the check that docker credentials for the registry work")
+	fs.BoolVar(&o.Debug, "debug", false, "enable debug output")
+	fs.StringVar(&f.progress, "progress", progressAuto, "progress output: "+strings.Join(progressModes, ", ")+" (auto: tty on a terminal, else plain; json: one JSON event per line on stdout)")
+	fs.BoolVar(&f.insecure, "insecure-policy", false, "accepted for compatibility with hangar (no signature policy is used)")
+	fs.BoolVar(&f.hideLogTime, "hide-log-time", false, "print '-' instead of the time in log lines")
+	for _, name := range []string{"insecure-policy", "hide-log-time"} {
+		_ = fs.MarkHidden(name)
+	}
+	_ = cmd.MarkFlagFilename("source", "zip")
+	_ = cmd.MarkFlagFilename("file", "txt")
+	_ = cmd.MarkFlagFilename("failed")
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("os", cobra.FixedCompletions([]string{"linux", "windows"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// prepare checks the flags, completes the options and makes the renderer;
+// anything that cannot work is refused here, before any request.
+func (f *loadFlags) prepare(cmd *cobra.Command, validate bool) (loader.Options, renderer, error) {
 	o := f.opts
 	switch {
 	case o.Source == "":
-		return o, errors.New("source file not provided, use '--source' to specify the archive file")
+		return o, nil, errors.New("source file not provided, use '--source' to specify the archive file")
 	case o.Destination == "":
-		return o, errors.New("destination registry not provided, use '--destination' to specify the registry")
+		return o, nil, errors.New("destination registry not provided, use '--destination' to specify the registry")
 	case f.sigKey != "" || f.sigPass != "":
-		return o, errors.New("signing is not supported: load the images, then sign them with cosign (https://github.com/sigstore/cosign)")
-	}
-	o.Log = &loader.Logger{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), Debug: f.debug, HideTime: f.hideLogTime}
-	switch {
-	case o.Jobs < 1:
-		o.Log.Warnf(0, "invalid worker num: %d, set to 1", o.Jobs)
-		o.Jobs = 1
-	case o.Jobs > 20:
-		o.Log.Warnf(0, "invalid worker num: %d, set to 20", o.Jobs)
-		o.Jobs = 20
-	}
-	if o.Timeout < 0 {
-		o.Timeout = 0
+		return o, nil, errors.New("signing is not supported: load the images, then sign them with cosign (https://github.com/sigstore/cosign)")
+	case !slices.Contains(progressModes, f.progress):
+		return o, nil, fmt.Errorf("invalid --progress %q: use one of %s", f.progress, strings.Join(progressModes, ", "))
 	}
 	o.Registry.TLSVerify = f.tlsVerify.ptr()
-	return o, nil
+	o.Jobs = min(max(o.Jobs, loader.MinJobs), loader.MaxJobs)
+	if err := o.Check(); err != nil {
+		return o, nil, err
+	}
+	for _, p := range []struct{ flag, path string }{{"--failed", f.failed}, {"--report", f.report}} {
+		if err := checkWritable(p.path); err != nil {
+			return o, nil, fmt.Errorf("%s: %w", p.flag, err)
+		}
+	}
+	r := newRenderer(f.progress, cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Debug, f.hideLogTime, validate)
+	if f.opts.Jobs != o.Jobs {
+		r.log().warnf(0, "invalid worker num: %d, set to %d", f.opts.Jobs, o.Jobs)
+	}
+	o.Events = r.event
+	return o, r, nil
 }
 
-func runLoad(cmd *cobra.Command, f *loadFlags) error {
-	opts, err := f.prepare(cmd)
+// checkWritable reports a path that cannot be written, without leaving a
+// file behind: an existing file is opened for writing (not truncated), a
+// missing one is created and removed.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", path)
+		}
+		fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return fh.Close()
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	ctx, stop := withInterrupt(cmd.Context(), cmd.ErrOrStderr())
-	defer stop()
-	var live *liveProgress
-	if !opts.DryRun && isTerminal(cmd.OutOrStdout()) {
-		// docker push-like live progress; log lines print above it
-		live = newLiveProgress(cmd.OutOrStdout())
-		opts.Log.Out = live.Writer()
-		if isTerminal(cmd.ErrOrStderr()) {
-			opts.Log.Err = opts.Log.Out
-		}
-		opts.Progress = live
-	}
-	res, err := loader.Load(ctx, opts)
-	if live != nil {
-		live.Close()
-	}
-	return f.finishLoad(ctx, cmd, opts, res, err)
+	fh.Close()
+	return os.Remove(path)
 }
 
-// finishLoad reports the outcome of a load and returns the exit error.
-func (f *loadFlags) finishLoad(ctx context.Context, cmd *cobra.Command, opts loader.Options, res *loader.Result, err error) error {
+func runLoad(cmd *cobra.Command, f *loadFlags) error {
+	opts, r, err := f.prepare(cmd, false)
 	if err != nil {
-		return fatal(opts.Log, err.Error())
+		return err
+	}
+	log := r.log()
+	ctx, stop := withInterrupt(cmd.Context(), log)
+	defer stop()
+	log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
+	log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
+	res, err := loader.Load(ctx, opts)
+	r.close()
+	if err != nil {
+		return fatal(log, err.Error())
 	}
 	if f.report != "" {
 		if err := loader.WriteReport(f.report, res); err != nil {
-			opts.Log.Errorf(0, "write report: %v", err)
+			log.errorf(0, "write report: %v", err)
 		}
 	}
 	if opts.DryRun {
 		printPlan(cmd.OutOrStdout(), res)
 	}
-	printSummary(opts.Log, res)
-	if ctx.Err() != nil || len(res.Failed) > 0 {
-		return f.finishFailed(opts.Log, res.Failed, "Copy failed image list", "some images failed to copy")
+	printSummary(log, res, opts.DryRun, false)
+	if len(res.Failed) > 0 || res.Stopped != nil {
+		return f.finishFailed(log, res, "Copy failed image list", "some images failed to copy")
 	}
-	opts.Log.Infof(0, "Done")
+	log.infof(0, "Done")
 	return nil
 }
 
-// finishFailed logs and writes the failed list, and returns the exit error.
-func (f *loadFlags) finishFailed(log *loader.Logger, failed []string, title, msg string) error {
-	list := ""
-	for _, k := range failed {
-		list += "\n" + k
-	}
-	log.Errorf(0, "%s: %s", title, list)
-	if err := loader.WriteFailedList(f.failed, failed); err != nil {
-		log.Errorf(0, "write failed list: %v", err)
+// finishFailed logs and writes the failed list, and returns the exit
+// error: status 130 when the load was interrupted, else 1.
+func (f *loadFlags) finishFailed(log *logger, res *loader.Result, title, msg string) error {
+	log.block(levelError, title, res.FailedKeys())
+	if err := loader.WriteFailedList(f.failed, res.Failed); err != nil {
+		log.errorf(0, "write failed list: %v", err)
 	} else {
-		log.Infof(0, "Failed image list exported to %q", f.failed)
+		log.infof(0, "Failed image list exported to %q", f.failed)
+	}
+	if isInterrupt(res.Stopped) {
+		return cli.StatusError{StatusCode: 130, Status: log.line(levelFatal, 0, "%s", "interrupted: "+msg)}
 	}
 	return fatal(log, msg)
 }
 
 // fatal returns the error that ends a command with status 1; docker (or
 // Execute) prints it as Hangar's last FATA line.
-func fatal(log *loader.Logger, msg string) error {
-	return cli.StatusError{StatusCode: 1, Status: log.Line(loader.LevelFatal, 0, "%s", msg)}
+func fatal(log *logger, msg string) error {
+	return cli.StatusError{StatusCode: 1, Status: log.line(levelFatal, 0, "%s", msg)}
 }
 
-func printSummary(log *loader.Logger, res *loader.Result) {
-	var loaded, unchanged, failed, notAttempted int
-	for _, ir := range res.Images {
-		switch ir.Status {
-		case loader.StatusLoaded:
-			loaded++
-		case loader.StatusUnchanged:
-			unchanged++
-		case loader.StatusFailed:
-			failed++
-		default:
-			notAttempted++
+// printSummary logs the counts of a result, which add up to the images
+// planned and the lines of the failed list.
+func printSummary(log *logger, res *loader.Result, dryRun, validate bool) {
+	s := res.Summary()
+	var parts []string
+	add := func(n int, what string) {
+		if n > 0 || what == "failed" {
+			parts = append(parts, fmt.Sprintf("%d %s", n, what))
 		}
+	}
+	switch {
+	case validate:
+		add(s.Loaded, "passed")
+	case dryRun:
+		add(s.Loaded, "would load")
+		add(s.Unchanged, "up to date")
+	default:
+		add(s.Loaded, "loaded")
+		add(s.Unchanged, "unchanged")
+	}
+	add(s.Failed, "failed")
+	add(s.NotInArchive, "not in archive")
+	add(s.Interrupted, "interrupted")
+	add(s.NotAttempted, "not attempted")
+	title := "Summary"
+	if dryRun {
+		title = "Summary (dry run)"
+	}
+	if validate {
+		log.infof(0, "%s: %s in %s", title, strings.Join(parts, ", "), res.Duration.Round(1e6))
+		return
 	}
 	secs := res.Duration.Seconds()
 	rate := 0.0
 	if secs > 0 {
 		rate = float64(res.Uploaded) / secs
 	}
-	log.Infof(0, "Summary: %d loaded, %d unchanged, %d failed, %d not attempted; uploaded %s, mounted %s, already present %s in %s (%s/s)",
-		loaded, unchanged, failed, notAttempted, humanBytes(res.Uploaded), humanBytes(res.Mounted), humanBytes(res.Present),
-		res.Duration.Round(time.Millisecond), humanBytes(int64(rate)))
+	verb := "uploaded"
+	if dryRun {
+		verb = "to upload"
+	}
+	log.infof(0, "%s: %s; %s %s, mounted %s, already present %s in %s (%s/s)",
+		title, strings.Join(parts, ", "), verb, humanBytes(res.Uploaded), humanBytes(res.Mounted), humanBytes(res.Present),
+		res.Duration.Round(1e6), humanBytes(int64(rate)))
 }
 
 func printPlan(w io.Writer, res *loader.Result) {
@@ -215,22 +273,24 @@ func printPlan(w io.Writer, res *loader.Result) {
 		case loader.StatusUnchanged:
 			state = "up to date"
 		case loader.StatusFailed:
-			state = "would fail: " + ir.Err.Error()
+			state = "would fail: " + quoteControl(ir.Err.Error())
 		}
 		fmt.Fprintf(w, "  %s <= %s: %d manifests, %s to upload, %s to mount, %s present (%s)\n",
-			img.Reference, img.Source, len(img.Manifests), humanBytes(ir.Uploaded), humanBytes(ir.Mounted), humanBytes(ir.Present), state)
+			quoteControl(img.Reference), quoteControl(img.Source), len(img.Manifests), humanBytes(ir.Uploaded), humanBytes(ir.Mounted), humanBytes(ir.Present), state)
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+// humanBytes formats a size in binary units, as docker does.
+func humanBytes(n int64) string { return units.BytesSize(float64(n)) }
+
+// withInterrupt cancels ctx on the first SIGINT or SIGTERM, with the cause
+// errInterrupted, telling the user through log (above any progress bars);
+// a second signal exits at once with status 130.
+func withInterrupt(ctx context.Context, log *logger) (context.Context, func()) {
+	return notifyInterrupt(ctx, func(sig os.Signal) {
+		log.warnf(0, "Abort: [%v] received, stopping: images not loaded go to the failed list", sig)
+		log.warnf(0, "Use 'Ctrl-C' again to force exit (not recommended)")
+	}, func() {
+		log.errorf(0, "docker hangar was forced to stop")
+	})
 }

@@ -3,49 +3,43 @@ package plugin
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/moby/term"
-
 	"github.com/cnrancher/docker-hangar/loader"
 )
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(f.Fd())
-}
-
 // liveProgress draws docker-push-like progress on a terminal: one line per
-// image in flight with its bytes and rate, and a total line. Log lines are
-// written above it through Writer.
+// image in flight with its bar and bytes (uploaded, mounted or already
+// present), and a total line. Log lines are written above it through
+// writer, and stay when it is erased.
 type liveProgress struct {
-	out   io.Writer
-	start time.Time
+	out      io.Writer
+	width    int
+	validate bool
+	lines    hangarLines
+	start    time.Time
 
-	mu       sync.Mutex
-	active   []*imageProgress
-	done     int
-	total    int
-	bytes    int64
-	drawn    int // lines drawn by the last frame
-	closed   bool
-	stop     chan struct{}
-	finished chan struct{}
+	mu        sync.Mutex
+	active    []*imageProgress
+	done      int
+	total     int
+	doneBytes int64 // bytes of finished images
+	allBytes  int64
+	drawn     int // lines drawn by the last frame
+	closed    bool
+	stop      chan struct{}
+	finished  chan struct{}
 }
 
 type imageProgress struct {
-	img   *loader.Image
-	sent  int64
-	size  int64
-	start time.Time
+	img         *loader.Image
+	done, total int64
 }
 
-func newLiveProgress(out io.Writer) *liveProgress {
-	p := &liveProgress{out: out, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
+func newLiveProgress(out io.Writer, width int, validate bool) *liveProgress {
+	p := &liveProgress{out: out, width: max(width, 20), validate: validate, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
 	go p.loop()
 	return p
 }
@@ -71,58 +65,57 @@ func (p *liveProgress) loop() {
 	}
 }
 
-// Close stops drawing and erases the progress lines.
-func (p *liveProgress) Close() {
-	close(p.stop)
-	<-p.finished
-}
+func (p *liveProgress) log() *logger { return p.lines.l }
 
-// LoadStarted implements loader.Progress.
-func (p *liveProgress) LoadStarted(plan *loader.Plan) {
+// close stops drawing and erases the progress lines.
+func (p *liveProgress) close() {
 	p.mu.Lock()
-	p.total = len(plan.Images)
+	closed := p.closed
 	p.mu.Unlock()
-}
-
-// ImageStarted implements loader.Progress.
-func (p *liveProgress) ImageStarted(img *loader.Image) {
-	var size int64
-	for _, m := range img.Manifests {
-		size += m.Size()
+	if !closed {
+		close(p.stop)
+		<-p.finished
 	}
-	p.mu.Lock()
-	p.active = append(p.active, &imageProgress{img: img, size: size, start: time.Now()})
-	p.mu.Unlock()
 }
 
-// BlobBytes implements loader.Progress.
-func (p *liveProgress) BlobBytes(img *loader.Image, n int64) {
+// event renders a loader event: the bars, and Hangar's lines above them.
+func (p *liveProgress) event(ev loader.Event) {
+	p.lines.event(ev)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.bytes += n
+	switch e := ev.(type) {
+	case loader.Planned:
+		p.total = len(e.Plan.Images)
+		p.allBytes = planBytes(e.Plan)
+	case loader.ImageStarted:
+		p.active = append(p.active, &imageProgress{img: e.Image, total: e.Total})
+	case loader.ImageProgress:
+		if a := p.find(e.Image); a != nil {
+			a.done, a.total = e.Done, e.Total
+		}
+	case loader.ImageDone:
+		p.done++
+		for i, a := range p.active {
+			if a.img == e.Image {
+				p.doneBytes += a.total
+				p.active = append(p.active[:i], p.active[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (p *liveProgress) find(img *loader.Image) *imageProgress {
 	for _, a := range p.active {
 		if a.img == img {
-			a.sent += n
-			return
+			return a
 		}
 	}
+	return nil
 }
 
-// ImageDone implements loader.Progress.
-func (p *liveProgress) ImageDone(img *loader.Image, _ *loader.ImageResult) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done++
-	for i, a := range p.active {
-		if a.img == img {
-			p.active = append(p.active[:i], p.active[i+1:]...)
-			return
-		}
-	}
-}
-
-// Writer returns a writer whose lines appear above the progress lines.
-func (p *liveProgress) Writer() io.Writer { return progressWriter{p} }
+// writer returns a writer whose lines appear above the progress lines.
+func (p *liveProgress) writer() io.Writer { return progressWriter{p} }
 
 type progressWriter struct{ p *liveProgress }
 
@@ -143,48 +136,67 @@ func (p *liveProgress) clear() {
 	}
 }
 
-// draw writes a frame; the caller holds mu.
+// draw writes a frame; the caller holds mu. Lines are cut to the terminal
+// width, so that none wraps and clear erases exactly what was drawn.
 func (p *liveProgress) draw() {
 	if p.closed {
 		return
 	}
 	var b strings.Builder
 	lines := 0
-	for i, a := range p.active {
-		if i == 8 {
-			fmt.Fprintf(&b, "  ... and %d more\n", len(p.active)-i)
-			lines++
-			break
-		}
-		sent := min(a.sent, a.size)
-		fmt.Fprintf(&b, "  %s %s %s/%s\n", truncate(a.img.Reference, 50), bar(sent, a.size, 20), humanBytes(sent), humanBytes(a.size))
+	line := func(s string) {
+		b.WriteString(truncate(s, p.width-1))
+		b.WriteByte('\n')
 		lines++
+	}
+	sum := p.doneBytes
+	for i, a := range p.active {
+		sum += a.done
+		if i == 8 {
+			continue
+		}
+		if p.validate {
+			line("  " + quoteControl(a.img.Reference) + " checking")
+			continue
+		}
+		done := min(a.done, a.total)
+		sizes := humanBytes(done) + "/" + humanBytes(a.total)
+		name := truncate(quoteControl(a.img.Reference), max(p.width-len(sizes)-27, 10))
+		line(fmt.Sprintf("  %s %s %s", name, bar(done, a.total, 20), sizes))
+	}
+	if len(p.active) > 8 {
+		line(fmt.Sprintf("  ... and %d more", len(p.active)-8))
 	}
 	elapsed := time.Since(p.start).Seconds()
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(p.bytes) / elapsed
+		rate = float64(sum) / elapsed
 	}
-	fmt.Fprintf(&b, "Images %d/%d, uploaded %s (%s/s)\n", p.done, p.total, humanBytes(p.bytes), humanBytes(int64(rate)))
-	lines++
+	if p.validate {
+		line(fmt.Sprintf("Images %d/%d checked", p.done, p.total))
+	} else {
+		line(fmt.Sprintf("Images %d/%d, %s/%s (%s/s)", p.done, p.total, humanBytes(sum), humanBytes(p.allBytes), humanBytes(int64(rate))))
+	}
 	io.WriteString(p.out, b.String())
 	p.drawn = lines
 }
 
 func bar(n, total int64, width int) string {
-	if total <= 0 {
+	if total <= 0 || n >= total {
 		return "[" + strings.Repeat("=", width) + "]"
 	}
 	filled := int(int64(width) * n / total)
-	if filled >= width {
-		return "[" + strings.Repeat("=", width) + "]"
-	}
 	return "[" + strings.Repeat("=", filled) + ">" + strings.Repeat(" ", width-filled-1) + "]"
 }
 
+// truncate cuts s to n runes, marking the cut with "..." at its start.
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return "..." + s[len(s)-n+3:]
+	if n <= 3 {
+		return string(r[:n])
+	}
+	return "..." + string(r[len(r)-n+3:])
 }

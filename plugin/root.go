@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/docker/cli/cli"
@@ -41,15 +42,34 @@ func Metadata() metadata.Metadata {
 // NewRootCommand returns the `hangar` command with its subcommands.
 func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "hangar",
+		Use:           "hangar COMMAND",
 		Short:         "Load Hangar archives into a registry",
 		Long:          "docker hangar loads the archives written by `hangar save` into a private registry,\nleaving the registry as `hangar load` would, faster and more reliably.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
+		Args:          unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+		DisableFlagsInUseLine: true,
 	}
 	root.AddCommand(newLoadCommand())
 	return root
+}
+
+// unknownCommand refuses arguments that name no subcommand, as docker
+// does for `docker imag`: exit status 1, with suggestions.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%s: unknown command: %s %s", cmd.CommandPath(), cmd.CommandPath(), args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	msg += fmt.Sprintf("\n\nRun '%s --help' for more information", cmd.CommandPath())
+	return cli.StatusError{StatusCode: 1, Status: msg}
 }
 
 // Main runs the binary: as a docker CLI plugin when docker starts it, else
@@ -87,9 +107,10 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 	return 1
 }
 
-// withInterrupt cancels ctx on the first SIGINT or SIGTERM; a second one
-// exits at once with status 130.
-func withInterrupt(ctx context.Context, stderr io.Writer) (context.Context, func()) {
+// notifyInterrupt cancels ctx on the first SIGINT or SIGTERM with the
+// cause errInterrupted, after calling first; a second signal calls forced
+// and exits at once with status 130.
+func notifyInterrupt(ctx context.Context, first func(os.Signal), forced func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
@@ -97,15 +118,14 @@ func withInterrupt(ctx context.Context, stderr io.Writer) (context.Context, func
 	go func() {
 		select {
 		case s := <-ch:
-			fmt.Fprintf(stderr, "Abort: [%v] received, stopping: images not loaded go to the failed list\n", s)
-			fmt.Fprintln(stderr, "Use 'Ctrl-C' again to force exit (not recommended)")
+			first(s)
 			cancel(errInterrupted)
 		case <-done:
 			return
 		}
 		select {
 		case <-ch:
-			fmt.Fprintln(stderr, "docker hangar was forced to stop")
+			forced()
 			os.Exit(130)
 		case <-done:
 		}
@@ -117,4 +137,5 @@ func withInterrupt(ctx context.Context, stderr io.Writer) (context.Context, func
 	}
 }
 
+// errInterrupted is the cause of a load stopped by a signal.
 var errInterrupted = errors.New("interrupted")

@@ -1,36 +1,47 @@
 package plugin
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/cnrancher/docker-hangar/loader"
 )
 
-func newValidateCommand(f *loadFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate -s ARCHIVE -d REGISTRY [flags]",
+func newValidateCommand() *cobra.Command {
+	f := &loadFlags{opts: loader.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "validate -s ARCHIVE -d REGISTRY [OPTIONS]",
 		Short: "Check that the images of a Hangar archive are in a registry",
 		Long: `Check that every selected image of a Hangar archive is in the registry: each
 platform manifest, attestation, chart and file must exist, and be named by the
 index at the image's tag. Prints PASS or an error per image.`,
-		Example: `  docker hangar load validate -s saved-images.zip -d registry.example.com -f images.txt`,
-		Args:    cobra.NoArgs,
+		Example:               `  docker hangar load validate -s saved-images.zip -d registry.example.com -f images.txt`,
+		Args:                  cobra.NoArgs,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := f.prepare(cmd)
+			opts, r, err := f.prepare(cmd, true)
 			if err != nil {
 				return err
 			}
-			ctx, stop := withInterrupt(cmd.Context(), cmd.ErrOrStderr())
+			log := r.log()
+			ctx, stop := withInterrupt(cmd.Context(), log)
 			defer stop()
+			log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
+			log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
 			res, err := loader.Validate(ctx, opts)
+			r.close()
 			if err != nil {
-				return fatal(opts.Log, err.Error())
+				return fatal(log, err.Error())
 			}
-			if len(res.Failed) > 0 || ctx.Err() != nil {
-				return f.finishFailed(opts.Log, res.Failed, "Validate failed image list", "some images failed to validate")
+			printSummary(log, res, false, true)
+			if len(res.Failed) > 0 || res.Stopped != nil {
+				return f.finishFailed(log, res, "Validate failed image list", "some images failed to validate")
 			}
-			opts.Log.Infof(0, "Done")
+			log.infof(0, "Done")
 			return nil
 		},
 	}
+	f.addCommon(cmd, cmd.Flags())
+	return cmd
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cnrancher/docker-hangar/loader"
 	"github.com/cnrancher/docker-hangar/manifest"
+	"github.com/cnrancher/docker-hangar/oras"
 )
 
 // Manifest is one manifest the floor client pushes, after the blobs
@@ -242,8 +243,9 @@ func Push(ctx context.Context, client *http.Client, base string, open func(diges
 }
 
 // FromPlan lists what a cold load of plan pushes: each manifest to
-// its tag (or by digest), then each image's index to the image's tag.
-func FromPlan(plan *loader.Plan) ([]Manifest, error) {
+// its tag (or by digest), then each image's index to the image's tag. The
+// manifest bodies are read from src.
+func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 	var list []Manifest
 	for _, img := range plan.Images {
 		if img.Err != nil {
@@ -255,7 +257,11 @@ func FromPlan(plan *loader.Plan) ([]Manifest, error) {
 			if ref == "" {
 				ref = m.Descriptor.Digest.String()
 			}
-			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: m.Body, Blobs: m.Blobs})
+			body, err := src.ReadBlob(m.Descriptor.Digest, oras.MaxManifestSize)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", img.Source, err)
+			}
+			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: m.Blobs})
 			descs = append(descs, m.Descriptor)
 		}
 		if img.SkipIndex {

@@ -67,7 +67,7 @@ func run(source, dest string, conc int) error {
 		return err
 	}
 	defer ar.Close()
-	list, err := floor.FromPlan(plan)
+	list, err := floor.FromPlan(plan, ar)
 	if err != nil {
 		return err
 	}

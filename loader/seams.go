@@ -1,0 +1,80 @@
+package loader
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/oras"
+)
+
+// Source is what a load reads from an archive; *archive.Reader implements
+// it. Blob reads must verify the bytes against their digest (a mismatch
+// fails with an error wrapping archive.ErrDigestMismatch).
+type Source interface {
+	// Index returns the archive's parsed index.json.
+	Index() *archive.Index
+	// Size returns the stored size of a blob (archive.ErrBlobNotFound when
+	// the archive lacks it).
+	Size(d digest.Digest) (int64, error)
+	// ReadBlob reads a whole blob of at most limit bytes.
+	ReadBlob(d digest.Digest, limit int64) ([]byte, error)
+	// Open returns a verified stream of a blob's bytes.
+	Open(d digest.Digest) (io.ReadCloser, error)
+}
+
+// Registry is the destination of a load; Connect returns the real one,
+// tests may give their own to Run.
+type Registry interface {
+	// Repository returns a repository of the registry.
+	Repository(name string) (Repository, error)
+	// IsHarbor reports whether the registry is a Harbor (project API).
+	IsHarbor(ctx context.Context) (bool, error)
+	// EnsureHarborProject creates a Harbor project unless it exists.
+	EnsureHarborProject(ctx context.Context, project string) (created bool, err error)
+}
+
+// Repository is one destination repository, as *oras.Repository offers it.
+//
+// References: oras.Repository for the contract of each method.
+type Repository interface {
+	Name() string
+	BlobExists(ctx context.Context, desc ocispec.Descriptor) (bool, error)
+	PushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) error
+	MountBlob(ctx context.Context, desc ocispec.Descriptor, from string, open func() (io.ReadCloser, error)) (mounted bool, err error)
+	ManifestExists(ctx context.Context, desc ocispec.Descriptor) (bool, error)
+	PushManifest(ctx context.Context, desc ocispec.Descriptor, body []byte, reference string) error
+	ResolveManifest(ctx context.Context, reference string) (ocispec.Descriptor, error)
+	FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error)
+}
+
+// orasRegistry adapts *oras.Registry to Registry.
+type orasRegistry struct{ *oras.Registry }
+
+func (r orasRegistry) Repository(name string) (Repository, error) {
+	return r.Registry.Repository(name)
+}
+
+// connect returns the registry of a plan, probed as Hangar does: with the
+// login check unless opts.SkipLogin. The probe also settles the scheme
+// (HTTPS, or plain HTTP where allowed). Debug lines of the registry client
+// become Debug events when opts.Debug is set.
+func connect(ctx context.Context, plan *Plan, opts Options, em *emitter) (Registry, error) {
+	ropts := opts.Registry
+	ropts.StallTimeout = opts.Timeout
+	if opts.Debug && ropts.Debugf == nil && em.enabled() {
+		ropts.Debugf = func(format string, args ...any) { em.emit(Debug{Message: fmt.Sprintf(format, args...)}) }
+	}
+	reg, err := oras.NewRegistry(plan.Host, ropts)
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Ping(ctx, !opts.SkipLogin); err != nil {
+		return nil, err
+	}
+	return orasRegistry{reg}, nil
+}
