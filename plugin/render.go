@@ -309,7 +309,7 @@ func summaryEvent(res *loader.Result) jsonEvent {
 	out := jsonEvent{Event: "summary", Time: time.Now(),
 		Summary:  &jsonSummary{Loaded: s.Loaded, Unchanged: s.Unchanged, Failed: s.Failed, NotInArchive: s.NotInArchive, Interrupted: s.Interrupted, NotAttempted: s.NotAttempted},
 		Uploaded: ptr(res.Uploaded), Mounted: ptr(res.Mounted), Present: ptr(res.Present), Seconds: ptr(res.Duration.Seconds()),
-		Failed:   []jsonFailure{},
+		Failed: []jsonFailure{},
 	}
 	if res.Stopped != nil {
 		out.Error = res.Stopped.Error()
