@@ -73,8 +73,36 @@ image. Credentials come from 'docker login'.`,
 	}
 	_ = cmd.MarkFlagFilename("report", "json")
 	cmd.AddCommand(newValidateCommand())
+	// docker's template shows a command with subcommands as
+	// "load [OPTIONS] COMMAND"; load is used with its flags.
+	cmd.SetUsageTemplate(loadUsageTemplate)
+	cmd.SetHelpTemplate("{{.UsageString}}")
 	return cmd
 }
+
+// loadUsageTemplate is docker's usage layout for a command that is run
+// itself and also has a subcommand; it uses cobra's own template
+// functions only, so it works standalone too.
+const loadUsageTemplate = `Usage:  {{.UseLine}}
+{{- range .Commands}}{{if .IsAvailableCommand}}
+        {{.UseLine}}{{end}}{{end}}
+
+{{.Long | trimTrailingWhitespaces}}
+{{- if .HasExample}}
+
+Examples:
+{{.Example}}
+{{- end}}
+
+Options:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}
+
+Commands:
+{{- range .Commands}}{{if .IsAvailableCommand}}
+  {{rpad .Name .NamePadding}} {{.Short}}{{end}}{{end}}
+
+Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+`
 
 // addCommon defines the flags that load and validate share; their
 // defaults are loader.DefaultOptions'.

@@ -53,6 +53,8 @@ func NewRootCommand() *cobra.Command {
 			return cmd.Help()
 		},
 		DisableFlagsInUseLine: true,
+		// suggest "load" for "lod", as docker does
+		SuggestionsMinimumDistance: 2,
 	}
 	root.AddCommand(newLoadCommand())
 	return root
