@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/go-units"
@@ -200,7 +202,8 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 		return err
 	}
 	log := r.log()
-	ctx, stop := withInterrupt(cmd.Context(), log)
+	ctx, events, stop := f.withInterrupt(cmd.Context(), log, opts.Events)
+	opts.Events = events
 	defer stop()
 	log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
 	log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
@@ -311,14 +314,45 @@ func printPlan(w io.Writer, res *loader.Result) {
 // humanBytes formats a size in binary units, as docker does.
 func humanBytes(n int64) string { return units.BytesSize(float64(n)) }
 
+// stopGrace is how long the command waits, after the first signal, for
+// the load to stop before it exits anyway.
+const stopGrace = 5 * time.Second
+
 // withInterrupt cancels ctx on the first SIGINT or SIGTERM, with the cause
-// errInterrupted, telling the user through log (above any progress bars);
-// a second signal exits at once with status 130.
-func withInterrupt(ctx context.Context, log *logger) (context.Context, func()) {
-	return notifyInterrupt(ctx, func(sig os.Signal) {
+// errInterrupted, telling the user through log (above any progress bars).
+// A second signal, or the load not stopping within stopGrace (a blocking
+// step that ignores cancellation), exits at once with status 130, after
+// writing a failed list of every planned line to failed. The returned
+// handler passes events on to events, noting the plan.
+func (f *loadFlags) withInterrupt(ctx context.Context, log *logger, events loader.EventHandler) (context.Context, loader.EventHandler, func()) {
+	var mu sync.Mutex
+	var plan *loader.Plan
+	handler := func(ev loader.Event) {
+		if p, ok := ev.(loader.Planned); ok {
+			mu.Lock()
+			plan = p.Plan
+			mu.Unlock()
+		}
+		events(ev)
+	}
+	exit := func(why string) {
+		log.errorf(0, "docker hangar %s", why)
+		mu.Lock()
+		defer mu.Unlock()
+		if plan == nil {
+			return
+		}
+		var all []loader.Failure
+		for _, l := range plan.Lines {
+			all = append(all, loader.Failure{Key: l.Key, Status: loader.StatusNotAttempted})
+		}
+		if err := loader.WriteFailedList(f.failed, all); err == nil {
+			log.infof(0, "Failed image list (every line) exported to %q", f.failed)
+		}
+	}
+	ctx, stop := notifyInterrupt(ctx, stopGrace, func(sig os.Signal) {
 		log.warnf(0, "Abort: [%v] received, stopping: images not loaded go to the failed list", sig)
 		log.warnf(0, "Use 'Ctrl-C' again to force exit (not recommended)")
-	}, func() {
-		log.errorf(0, "docker hangar was forced to stop")
-	})
+	}, exit)
+	return ctx, handler, stop
 }

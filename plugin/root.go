@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/metadata"
@@ -110,9 +111,10 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 }
 
 // notifyInterrupt cancels ctx on the first SIGINT or SIGTERM with the
-// cause errInterrupted, after calling first; a second signal calls forced
-// and exits at once with status 130.
-func notifyInterrupt(ctx context.Context, first func(os.Signal), forced func()) (context.Context, func()) {
+// cause errInterrupted, after calling first. A second signal, or grace
+// passing without the returned stop function being called, calls exit
+// (with why) and exits at once with status 130.
+func notifyInterrupt(ctx context.Context, grace time.Duration, first func(os.Signal), exit func(why string)) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
@@ -125,12 +127,17 @@ func notifyInterrupt(ctx context.Context, first func(os.Signal), forced func()) 
 		case <-done:
 			return
 		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
 		select {
 		case <-ch:
-			forced()
-			os.Exit(130)
+			exit("was forced to stop")
+		case <-timer.C:
+			exit(fmt.Sprintf("did not stop within %s: exiting", grace))
 		case <-done:
+			return
 		}
+		os.Exit(130)
 	}()
 	return ctx, func() {
 		signal.Stop(ch)

@@ -25,7 +25,8 @@ index at the image's tag. Prints PASS or an error per image.`,
 				return err
 			}
 			log := r.log()
-			ctx, stop := withInterrupt(cmd.Context(), log)
+			ctx, events, stop := f.withInterrupt(cmd.Context(), log, opts.Events)
+			opts.Events = events
 			defer stop()
 			log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
 			log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
