@@ -19,10 +19,15 @@ install: build
 test: check
 	$(GO) test -count=1 -timeout 12m ./...
 
-## check: formatting and vet
+## check: formatting, vet and dead code (deadcode from the main packages:
+## nothing outside the test-support packages may be unreachable)
+DEADCODE_VERSION ?= v0.52.0
 check:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 	$(GO) vet ./...
+	@out=$$($(GO) run golang.org/x/tools/cmd/deadcode@$(DEADCODE_VERSION) ./...) || { echo "$$out"; exit 1; }; \
+		dead=$$(echo "$$out" | grep -v -e '^internal/registrytest/' -e '^archive/archivetest/' -e '^$$'); \
+		test -z "$$dead" || { echo "dead code (deadcode):"; echo "$$dead"; exit 1; }
 
 ## fuzz: a longer fuzz run of every fuzz target (FUZZTIME each, default 60s)
 FUZZTIME ?= 60s

@@ -168,11 +168,12 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return run(ctx, plan, ar, reg, opts, em), nil
+	opts.Events = em.emit
+	return Run(ctx, plan, ar, reg, opts), nil
 }
 
-// Run executes a plan read from src into reg (Load does all of it; Run
-// lets tests give their own source and registry).
+// Run executes a plan read from src into reg: Load opens, plans and
+// connects, then runs; tests may give their own source and registry.
 func Run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options) *Result {
 	return run(ctx, plan, src, reg, opts, newEmitter(opts.Events))
 }
@@ -514,7 +515,8 @@ const freshness = time.Second
 //
 // References: hangar-load.md section 2.10; issue 12 (two loads at once).
 func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult) (changed bool, err error) {
-	mopts := manifest.MergeOptions{Overwrite: r.opts.Overwrite}
+	mopts := manifest.DefaultMergeOptions()
+	mopts.Overwrite = r.opts.Overwrite
 	if !r.opts.DryRun && !r.opts.Overwrite && time.Since(p.readAt) > freshness {
 		if err := r.refreshTag(ctx, img, p); err != nil {
 			return false, err

@@ -342,7 +342,7 @@ func TestFixtureMarshalRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		got, err := Marshal(ocispec.Index{Manifests: e.Manifests})
+		got, err := marshalIndex(ocispec.Index{Manifests: e.Manifests})
 		if err != nil {
 			t.Fatal(err)
 		}

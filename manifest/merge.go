@@ -71,22 +71,6 @@ func Merge(existing *Existing, loaded []ocispec.Descriptor, opts MergeOptions) (
 	return Result{Index: index, Bytes: body, Unchanged: unchanged}, nil
 }
 
-// Marshal serialises an index as Hangar does: 2-space indented JSON with
-// schemaVersion 2, the OCI index media type and manifests, no trailing
-// newline. Index annotations, subject and artifactType are not written, nor
-// are urls, data and artifactType of the entries; an entry keeps its
-// platform (nil only for an existing entry that had none, see ParseExisting)
-// and its annotations when non-empty.
-//
-// References: hangar-load.md section 2.10 ("Push").
-func Marshal(index ocispec.Index) ([]byte, error) {
-	entries := make([]ocispec.Descriptor, 0, len(index.Manifests))
-	for _, d := range index.Manifests {
-		entries = append(entries, normalize(d, false))
-	}
-	return marshal(newIndex(entries))
-}
-
 func marshal(index ocispec.Index) ([]byte, error) {
 	body, err := json.MarshalIndent(index, "", "  ")
 	if err != nil {

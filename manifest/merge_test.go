@@ -284,12 +284,12 @@ func TestMerge(t *testing.T) {
 			if res.Index.SchemaVersion != 2 || res.Index.MediaType != ocispec.MediaTypeImageIndex {
 				t.Errorf("Merge() index header = %d %q", res.Index.SchemaVersion, res.Index.MediaType)
 			}
-			body, err := Marshal(res.Index)
+			body, err := marshalIndex(res.Index)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if string(body) != string(res.Bytes) {
-				t.Errorf("Merge() Bytes differ from Marshal(Index)")
+				t.Errorf("Merge() Bytes differ from marshalIndex(Index)")
 			}
 		})
 	}
@@ -340,7 +340,7 @@ func TestMergeLoadedWithoutPlatform(t *testing.T) {
 	}
 }
 
-func TestMarshal(t *testing.T) {
+func TestMarshalIndex(t *testing.T) {
 	index := ocispec.Index{
 		MediaType:    "ignored",
 		ArtifactType: "ignored",
@@ -411,20 +411,20 @@ func TestMarshal(t *testing.T) {
     }
   ]
 }`
-	got, err := Marshal(index)
+	got, err := marshalIndex(index)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != want {
-		t.Errorf("Marshal():\n%s\nwant:\n%s", got, want)
+		t.Errorf("marshalIndex():\n%s\nwant:\n%s", got, want)
 	}
 
-	empty, err := Marshal(ocispec.Index{})
+	empty, err := marshalIndex(ocispec.Index{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n  \"manifests\": []\n}"; string(empty) != want {
-		t.Errorf("Marshal(empty) = %s", empty)
+		t.Errorf("marshalIndex(empty) = %s", empty)
 	}
 }
 
@@ -504,4 +504,20 @@ func TestHasDigest(t *testing.T) {
 	if none.HasDigest(dg("A")) {
 		t.Error("HasDigest() true on nil")
 	}
+}
+
+// marshalIndex serialises an index as Hangar does: 2-space indented JSON with
+// schemaVersion 2, the OCI index media type and manifests, no trailing
+// newline. Index annotations, subject and artifactType are not written, nor
+// are urls, data and artifactType of the entries; an entry keeps its
+// platform (nil only for an existing entry that had none, see ParseExisting)
+// and its annotations when non-empty.
+//
+// References: hangar-load.md section 2.10 ("Push").
+func marshalIndex(index ocispec.Index) ([]byte, error) {
+	entries := make([]ocispec.Descriptor, 0, len(index.Manifests))
+	for _, d := range index.Manifests {
+		entries = append(entries, normalize(d, false))
+	}
+	return marshal(newIndex(entries))
 }

@@ -163,7 +163,7 @@ func FuzzParseExisting(f *testing.F) {
 			if err != nil {
 				t.Fatalf("Merge() error = %v", err)
 			}
-			if _, err := Marshal(res.Index); err != nil {
+			if _, err := marshalIndex(res.Index); err != nil {
 				t.Fatal(err)
 			}
 			_, _ = Merge(e, nil, opts)
