@@ -15,9 +15,13 @@ install: build
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 bin/docker-hangar $(PLUGIN_DIR)/docker-hangar
 
-## test: every test, with the fuzz seed corpora (needs Go and the docker CLI)
+## test: every test, with the fuzz seed corpora (needs Go and the docker CLI);
+## ends with the skipped tests (and why) and the counts
 test: check
-	$(GO) test -count=1 -timeout 12m ./...
+	@mkdir -p bin/tools && $(GO) build -o bin/tools/hangar-testsummary ./internal/cmd/hangar-testsummary
+	@{ $(GO) test -count=1 -timeout 12m -json ./...; echo $$? > bin/.test-status; } | bin/tools/hangar-testsummary; \
+		summary=$$?; status=$$(cat bin/.test-status); rm -f bin/.test-status; \
+		test "$$summary" = 0 && test "$$status" = 0
 
 ## check: formatting, vet and dead code (deadcode from the main packages:
 ## nothing outside the test-support packages may be unreachable)
