@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v/
 LDFLAGS := -s -w -X github.com/cnrancher/docker-hangar/plugin.Version=$(VERSION)
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 
-.PHONY: build install test check fuzz bench demo clean release-check
+.PHONY: build install test check fuzz bench demo try clean release-check
 
 ## build: write bin/docker-hangar
 build:
@@ -45,6 +45,11 @@ bench:
 ## demo: build, start a throwaway registry, load a generated archive, validate
 demo:
 	scripts/demo.sh
+
+## try: a throwaway registry and a generated archive to try the plugin by
+## hand, kept until Ctrl-C
+try:
+	scripts/try.sh
 
 clean:
 	rm -rf bin dist
