@@ -53,16 +53,20 @@ type blobEntry struct {
 // parses and validates its top-level index.json. Damaged archives give an
 // error wrapping one of the sentinel errors of this package.
 //
+// Anything but a regular file (after symbolic links: a directory, a named
+// pipe, a device) is refused at once with ErrNotArchive, without waiting
+// for it.
+//
 // Every entry name must be a local path (ErrUnsafeName). Where a name
 // appears twice, the first entry in central-directory order is used, as
 // Hangar does. Of the entries, the reader keeps only those of the blobs
 // (about 64 bytes each).
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	f, size, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReader(path, f)
+	r, err := newReader(path, f, size)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -70,15 +74,59 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
-func newReader(path string, f *os.File) (*Reader, error) {
-	fi, err := f.Stat()
+// openRegular opens the file at path for reading, refusing what is not a
+// regular file (after symbolic links) before opening it: open(2) of a named
+// pipe blocks until a writer comes, and a device may never end. The check
+// is made again on the open file, which is opened so that it cannot block
+// (openNonBlocking), in case the path changed in between.
+func openRegular(path string) (*os.File, int64, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("open %s: %w: not a regular file", path, ErrNotArchive)
+	if err := checkRegular(path, fi.Mode()); err != nil {
+		return nil, 0, err
 	}
-	r := &Reader{path: path, f: f, size: fi.Size()}
+	f, err := openNonBlocking(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi, err = f.Stat(); err == nil {
+		err = checkRegular(path, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// checkRegular returns an error wrapping ErrNotArchive unless m is the mode
+// of a regular file.
+func checkRegular(path string, m fs.FileMode) error {
+	if m.IsRegular() {
+		return nil
+	}
+	kind := "a " + m.Type().String()
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	case m&fs.ModeIrregular != 0:
+		kind = "an irregular file"
+	}
+	return fmt.Errorf("open %s: %w: %s, not a regular file", path, ErrNotArchive, kind)
+}
+
+func newReader(path string, f *os.File, size int64) (*Reader, error) {
+	r := &Reader{path: path, f: f, size: size}
 	var (
 		index      *zipEntry
 		unsafeName []byte
