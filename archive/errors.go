@@ -35,8 +35,4 @@ var (
 	// ErrBlobTooLarge means a blob is larger than the limit given to
 	// Reader.ReadBlob.
 	ErrBlobTooLarge = errors.New("blob too large")
-	// ErrInvalidLayout means the per-manifest OCI layout <hex>/index.json
-	// or <hex>/oci-layout is missing or does not describe its manifest
-	// (see Reader.CheckLayout).
-	ErrInvalidLayout = errors.New("invalid per-manifest layout")
 )

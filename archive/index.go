@@ -56,7 +56,7 @@ type Manifest struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// ParseIndex parses and validates the bytes of a top-level index.json:
+// parseIndex parses and validates the bytes of a top-level index.json:
 // version range (D7), digests in algorithm:hex form, non-empty sources.
 //
 // It decodes as Hangar does (encoding/json: keys match case-insensitively,
@@ -64,12 +64,12 @@ type Manifest struct {
 // (Hangar skips such items) or an empty config; every non-empty digest
 // must pass digest.Digest.Validate, and layer digests must not be empty.
 // Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
-func ParseIndex(data []byte) (*Index, error) {
+func parseIndex(data []byte) (*Index, error) {
 	var idx Index
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 	}
-	if err := CheckIndexVersion(idx.Version); err != nil {
+	if err := checkIndexVersion(idx.Version); err != nil {
 		return nil, err
 	}
 	for i := range idx.List {

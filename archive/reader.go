@@ -16,7 +16,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -33,7 +32,6 @@ const (
 // Reader serves the index and the blobs of one Hangar archive. It is safe
 // for concurrent use.
 type Reader struct {
-	path  string
 	f     *os.File
 	size  int64
 	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
@@ -126,7 +124,7 @@ func checkRegular(path string, m fs.FileMode) error {
 }
 
 func newReader(path string, f *os.File, size int64) (*Reader, error) {
-	r := &Reader{path: path, f: f, size: size}
+	r := &Reader{f: f, size: size}
 	var (
 		index      *zipEntry
 		unsafeName []byte
@@ -178,7 +176,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if r.index, err = ParseIndex(data); err != nil {
+	if r.index, err = parseIndex(data); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return r, nil
@@ -300,9 +298,6 @@ func (r *Reader) Close() error { return r.f.Close() }
 // modify it.
 func (r *Reader) Index() *Index { return r.index }
 
-// Path returns the path the archive was opened with.
-func (r *Reader) Path() string { return r.path }
-
 // blobEntry returns the zip entry of the blob with digest d.
 func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {
 	alg, enc, ok := strings.Cut(string(d), ":")
@@ -351,8 +346,7 @@ func (r *Reader) Size(d digest.Digest) (int64, error) {
 // expected size (io.ReadFull, an HTTP body with a Content-Length) still
 // sees it, and never receives the complete bad content. The error is
 // sticky. Stored entries are read in place from the archive file, with no
-// lock; deflated entries through a deflate decompressor. The reader
-// implements io.WriterTo, with the same verification.
+// lock; deflated entries through a deflate decompressor.
 func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	e, err := r.blobEntry(d)
 	if err != nil {
@@ -490,37 +484,6 @@ func (b *blobReader) fail(err error) {
 		b.err = &corruptError{d: b.d, reason: "bad entry data", err: err}
 	default:
 		b.err = fmt.Errorf("read blob %s: %w", b.d, err)
-	}
-}
-
-// bufPool holds the buffers of WriteTo.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// WriteTo writes the blob to w with large reads, verified as by Read: the
-// last chunk of a corrupt blob is not written and the error is returned.
-func (b *blobReader) WriteTo(w io.Writer) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
-	for {
-		n, err := b.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-			if m != n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
 	}
 }
 

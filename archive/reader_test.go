@@ -74,7 +74,7 @@ func TestFixtureBasic(t *testing.T) {
 		t.Errorf("chart entry = %+v", chart)
 	}
 
-	// Every blob reads back verified, every layout is consistent.
+	// Every blob reads back verified.
 	ds := indexDigests(idx)
 	if len(ds) < 50 {
 		t.Fatalf("only %d digests", len(ds))
@@ -94,9 +94,6 @@ func TestFixtureBasic(t *testing.T) {
 	}
 	for _, img := range idx.List {
 		for _, m := range img.Images {
-			if err := r.CheckLayout(m.Digest); err != nil {
-				t.Errorf("CheckLayout: %v", err)
-			}
 			if _, err := r.ReadBlob(m.Digest, 4<<20); err != nil {
 				t.Errorf("ReadBlob(%s): %v", m.Digest, err)
 			}
@@ -151,9 +148,6 @@ func TestGenerated(t *testing.T) {
 						if int64(len(data)) != l.Size || digest.FromBytes(data) != l.Digest {
 							t.Fatalf("layer %s: %d bytes, want %d", l.Digest, len(data), l.Size)
 						}
-					}
-					if err := r.CheckLayout(wm.Descriptor.Digest); err != nil {
-						t.Error(err)
 					}
 				}
 			}
@@ -382,14 +376,14 @@ func TestCorruptBlob(t *testing.T) {
 			_, err = readAll(r, bad)
 			wantErr(t, err, archive.ErrDigestMismatch)
 
-			// io.Copy goes through WriteTo.
+			// io.Copy with its own buffer.
 			rc, _ = r.Open(bad)
 			var out bytes.Buffer
 			copied, err := io.Copy(&out, rc)
 			rc.Close()
 			wantErr(t, err, archive.ErrDigestMismatch)
 			if copied >= 300<<10 {
-				t.Errorf("WriteTo wrote the whole corrupt blob")
+				t.Errorf("io.Copy wrote the whole corrupt blob")
 			}
 
 			// Only that blob is affected.
@@ -689,45 +683,6 @@ func TestClosed(t *testing.T) {
 	if _, err := rc.Read(make([]byte, 1)); err == nil || err == io.EOF {
 		t.Errorf("read of a closed blob reader: %v", err)
 	}
-}
-
-func TestCheckLayout(t *testing.T) {
-	img := sharedImages()[:1]
-	m := func(w *archivetest.Written) digest.Digest { return w.Images[0].Manifests[0].Descriptor.Digest }
-	ref := write(t, img, archivetest.Options{})
-	md := m(ref)
-	hex := md.Encoded()
-	tests := []struct {
-		name string
-		opts archivetest.Options
-		want error
-	}{
-		{"ok", archivetest.Options{}, nil},
-		{"no index.json", archivetest.Options{Omit: func(n string) bool { return n == hex+"/index.json" }}, archive.ErrInvalidLayout},
-		{"no oci-layout", archivetest.Options{Omit: func(n string) bool { return n == hex+"/oci-layout" }}, archive.ErrInvalidLayout},
-		{"wrong digest", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{"digest":"` + string(digest.FromString("x")) + `","size":1}]}`)}},
-		}, archive.ErrInvalidLayout},
-		{"two descriptors", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{},{}]}`)}},
-		}, archive.ErrInvalidLayout},
-		{"bad json", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{`)}},
-		}, archive.ErrInvalidLayout},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := write(t, img, tt.opts)
-			r := open(t, w.Path)
-			wantErr(t, r.CheckLayout(md), tt.want)
-		})
-	}
-	r := open(t, ref.Path)
-	wantErr(t, r.CheckLayout("bad"), archive.ErrInvalidDigest)
-	wantErr(t, r.CheckLayout(digest.FromString("none")), archive.ErrInvalidLayout)
 }
 
 func TestPlatformConfig(t *testing.T) {

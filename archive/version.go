@@ -26,14 +26,14 @@ func (e *versionError) Error() string { return e.msg + ": " + supportedRange }
 
 func (e *versionError) Is(target error) bool { return target == ErrUnsupportedVersion }
 
-// CheckIndexVersion reports whether v is an accepted index version: a
+// checkIndexVersion reports whether v is an accepted index version: a
 // semantic version, with or without the leading "v" (the shorthands "v1"
 // and "v1.2" are accepted as Hangar does), from v1.2.0 up to, not
 // including, v2.0.0. Pre-releases of v1.2.0 (v1.2.0-rc1) are older than
 // v1.2.0 and refused; any v2 pre-release is refused too. The error wraps
 // ErrUnsupportedVersion and names the version found and the range
 // supported.
-func CheckIndexVersion(v string) error {
+func checkIndexVersion(v string) error {
 	if v == "" {
 		return &versionError{msg: "archive index has no version"}
 	}

@@ -13,7 +13,7 @@ import (
 
 // The central directory is read here rather than with zip.NewReader, which
 // keeps a *zip.File (some 350 bytes) for every entry and hides where each
-// entry's local header is. readDirectory follows archive/zip (Go 1.26,
+// entry's local header is. readDirectoryEnd and each follow archive/zip (Go 1.26,
 // reader.go) step by step: it accepts and refuses the same files and finds
 // the same entries, which TestDirectoryMatchesArchiveZip and
 // FuzzDirectory check.
@@ -52,18 +52,6 @@ type directory struct {
 	baseOffset int64 // of the archive in the file
 }
 
-// readDirectory calls fn with the name and the entry of every record of the
-// central directory of the zip file r of size bytes, in order. name is only
-// valid during the call. Errors are those of zip.NewReader (zip.ErrFormat,
-// io.ErrUnexpectedEOF, read errors); fn has then seen only some records.
-func readDirectory(r io.ReaderAt, size int64, fn func(name []byte, e *zipEntry)) error {
-	d, err := readDirectoryEnd(r, size)
-	if err != nil {
-		return err
-	}
-	return d.each(fn)
-}
-
 // sizeHint returns how many records the directory may hold, for
 // preallocation: the claimed number, within what its claimed size can hold
 // and within max.
@@ -71,7 +59,10 @@ func (d *directory) sizeHint(max int) int {
 	return int(min(d.records, d.dirSize/directoryHeaderLen, uint64(max)))
 }
 
-// each calls fn with every record of the directory, as readDirectory.
+// each calls fn with the name and the entry of every record of the
+// directory, in order. name is only valid during the call. Errors are those
+// of zip.NewReader (zip.ErrFormat, io.ErrUnexpectedEOF, read errors); fn has
+// then seen only some records.
 func (d *directory) each(fn func(name []byte, e *zipEntry)) error {
 	rs := io.NewSectionReader(d.r, 0, d.size)
 	if _, err := rs.Seek(d.baseOffset+d.dirOffset, io.SeekStart); err != nil {
