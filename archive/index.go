@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unique"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -81,19 +82,13 @@ func parseIndex(data []byte) (*Index, error) {
 	return &idx, nil
 }
 
-// intern makes the equal strings of the index share their bytes: the
-// digests of the layers that images share, the digests that attestations
-// name, platforms and media types. An archive reader keeps its index for
-// as long as it is open.
+// intern makes the equal strings of the index share their bytes
+// (unique.Make): the digests of the layers that images share, the digests
+// that attestations name, platforms and media types. An archive reader
+// keeps its index for as long as it is open. No handle is kept, so the
+// unique package forgets the strings once the index is gone.
 func (idx *Index) intern() {
-	seen := map[string]string{}
-	in := func(s *string) {
-		if v, ok := seen[*s]; ok {
-			*s = v
-		} else {
-			seen[*s] = *s
-		}
-	}
+	in := func(s *string) { *s = unique.Make(*s).Value() }
 	for i := range idx.List {
 		img := &idx.List[i]
 		in(&img.Tag)
@@ -115,11 +110,7 @@ func (idx *Index) intern() {
 				in((*string)(&m.Layers[k]))
 			}
 			for k, v := range m.Annotations {
-				if w, ok := seen[v]; ok {
-					m.Annotations[k] = w
-				} else {
-					seen[v] = v
-				}
+				m.Annotations[k] = unique.Make(v).Value()
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/opencontainers/go-digest"
@@ -141,5 +142,30 @@ func TestParseIndexRoundTrip(t *testing.T) {
 	}
 	if string(out) != data {
 		t.Errorf("round trip:\n got %s\nwant %s", out, data)
+	}
+}
+
+// TestIndexSharesStrings checks that equal strings of a parsed index share
+// their bytes: a long archive keeps one copy of a shared layer digest.
+func TestIndexSharesStrings(t *testing.T) {
+	layer, subject := digest.FromString("shared layer"), digest.FromString("subject")
+	data := []byte(`{"version":"v1.2.0","list":[` +
+		`{"source":"docker.io/a/b","tag":"v1.0","images":[{"arch":"amd64","os":"linux","layers":["` + string(layer) + `"],"digest":"` + string(subject) + `"}]},` +
+		`{"source":"docker.io/a/c","tag":"v1.0","images":[{"arch":"amd64","os":"linux","layers":["` + string(layer) + `"],"annotations":{"vnd.docker.reference.digest":"` + string(subject) + `"}}]}]}`)
+	idx, err := archive.ParseIndex(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := idx.List[0].Images[0], idx.List[1].Images[0]
+	for _, pair := range [][2]string{
+		{string(a.Layers[0]), string(b.Layers[0])},
+		{string(a.Digest), b.Annotations["vnd.docker.reference.digest"]},
+		{a.Arch, b.Arch},
+		{a.OS, b.OS},
+		{idx.List[0].Tag, idx.List[1].Tag},
+	} {
+		if pair[0] != pair[1] || unsafe.StringData(pair[0]) != unsafe.StringData(pair[1]) {
+			t.Errorf("%q and %q do not share their bytes", pair[0], pair[1])
+		}
 	}
 }
