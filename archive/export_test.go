@@ -34,3 +34,7 @@ var (
 	ParseIndex        = parseIndex
 	CheckIndexVersion = checkIndexVersion
 )
+
+// ScanDirectory reads the central directory of the zip file r as Open does,
+// and returns what Open keeps of it.
+func ScanDirectory(r io.ReaderAt, size int64) (any, error) { return scanDirectory(r, size) }

@@ -124,32 +124,7 @@ func checkRegular(path string, m fs.FileMode) error {
 }
 
 func newReader(path string, f *os.File, size int64) (*Reader, error) {
-	r := &Reader{f: f, size: size}
-	var (
-		index      *zipEntry
-		unsafeName []byte
-		isUnsafe   bool
-	)
-	dir, err := readDirectoryEnd(f, r.size)
-	if err == nil {
-		r.blobs = make([]blobEntry, 0, dir.sizeHint(1<<18))
-		err = dir.each(func(name []byte, e *zipEntry) {
-			switch {
-			case !isLocalName(name):
-				if !isUnsafe {
-					unsafeName, isUnsafe = bytes.Clone(name), true
-				}
-			case string(name) == IndexName:
-				if index == nil {
-					index = new(*e)
-				}
-			case bytes.HasPrefix(name, blobPrefix):
-				if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(r.blobs) < math.MaxUint32 {
-					r.blobs = append(r.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(r.blobs)), method: e.method})
-				}
-			}
-		})
-	}
+	dir, err := scanDirectory(f, size)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -157,22 +132,11 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w: %w%s", path, ErrNotArchive, err, oldFormatHint(f))
 	}
-	if isUnsafe {
-		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, unsafeName)
+	if dir.unsafeName != nil {
+		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
-	// The first entry of each name wins: ordered by position after the
-	// digest, it is the first of its run.
-	slices.SortFunc(r.blobs, func(a, b blobEntry) int {
-		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
-	r.blobs = slices.CompactFunc(r.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
-	if cap(r.blobs)-len(r.blobs) > len(r.blobs)/8 {
-		r.blobs = slices.Clone(r.blobs)
-	}
-	data, err := r.readIndex(index)
+	r := &Reader{f: f, size: size, blobs: dir.blobs}
+	data, err := r.readIndex(dir.index)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -180,6 +144,56 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return r, nil
+}
+
+// scannedDirectory is what Open keeps of the central directory.
+type scannedDirectory struct {
+	blobs      []blobEntry // sorted by digest, the first entry of each
+	index      *zipEntry   // the first index.json, if any
+	unsafeName []byte      // the first name that is not a local path, if any
+}
+
+// scanDirectory reads the central directory of the zip file r of size
+// bytes: the blob table, the index entry, the first unsafe name. Errors are
+// those of zip.NewReader.
+func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
+	dir, err := readDirectoryEnd(r, size)
+	if err != nil {
+		return nil, err
+	}
+	s := &scannedDirectory{blobs: make([]blobEntry, 0, dir.sizeHint(1<<18))}
+	err = dir.each(func(name []byte, e *zipEntry) {
+		switch {
+		case !isLocalName(name):
+			if s.unsafeName == nil {
+				s.unsafeName = append([]byte{}, name...) // not nil when empty
+			}
+		case string(name) == IndexName:
+			if s.index == nil {
+				s.index = new(*e)
+			}
+		case bytes.HasPrefix(name, blobPrefix):
+			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(s.blobs) < math.MaxUint32 {
+				s.blobs = append(s.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(s.blobs)), method: e.method})
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The first entry of each name wins: ordered by position after the
+	// digest, it is the first of its run.
+	slices.SortFunc(s.blobs, func(a, b blobEntry) int {
+		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	s.blobs = slices.CompactFunc(s.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
+	if cap(s.blobs)-len(s.blobs) > len(s.blobs)/8 {
+		s.blobs = slices.Clone(s.blobs)
+	}
+	return s, nil
 }
 
 // blobPrefix is BlobPrefix as bytes.
