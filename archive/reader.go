@@ -369,6 +369,9 @@ func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	if e.method == zip.Store && e.csize != e.usize {
 		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", e.csize, e.usize)}
 	}
+	if e.method == zip.Deflate && e.usize > maxInflated(e.csize) {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, e.csize)}
+	}
 	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: e.csize, usize: e.usize, method: e.method})
 	switch {
 	case err == nil:
@@ -382,9 +385,23 @@ func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	return &blobReader{r: rd, c: c, d: d, want: e.sum, size: int64(e.usize), h: sha256.New()}, nil
 }
 
+// maxInflated returns the most bytes that csize bytes of deflate data can
+// hold: 258 bytes for every 2 bits (a length and a distance code of one bit
+// each, RFC 1951), 1032 a byte, and a KiB of slack.
+func maxInflated(csize uint64) uint64 {
+	const ratio, slack = 1032, 1 << 10
+	if csize > (math.MaxUint64-slack)/ratio {
+		return math.MaxUint64
+	}
+	return csize*ratio + slack
+}
+
 // ReadBlob reads the whole blob with digest d, verified, refusing blobs
-// larger than limit bytes (ErrBlobTooLarge) before reading them. It is
-// meant for manifests and configs.
+// larger than limit bytes (ErrBlobTooLarge) before reading them, or
+// allocating room for them. It is meant for manifests and configs. The size
+// is the one the zip directory gives; a deflated entry that claims more
+// than its compressed bytes can hold is refused as corrupt
+// (ErrDigestMismatch) before anything is allocated.
 func (r *Reader) ReadBlob(d digest.Digest, limit int64) ([]byte, error) {
 	size, err := r.Size(d)
 	if err != nil {

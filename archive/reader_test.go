@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -493,6 +494,47 @@ func TestReadBlobLimit(t *testing.T) {
 		t.Fatalf("error = %v, want ErrBlobTooLarge", err)
 	}
 	if data, err := r.ReadBlob(d, 5000); err != nil || len(data) != 5000 {
+		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
+	}
+}
+
+// TestReadBlobAllocation checks that ReadBlob refuses, before allocating
+// room for it, a blob larger than its limit and a deflated entry that
+// claims more bytes than its compressed data can hold.
+func TestReadBlobAllocation(t *testing.T) {
+	const size = 4 << 20
+	big := write(t, archivetest.SharedManifest(1, size), archivetest.Options{Deflate: true})
+	manifest := big.Images[0].Manifests[0].Descriptor.Digest
+	liar := digest.FromString("liar")
+	lying := write(t, sharedImages()[:1], archivetest.Options{Extra: []archivetest.Entry{{Name: blobName(liar), Data: []byte("x"), Deflate: true}}})
+	patchCentral(t, lying.Path, blobName(liar), func(rec []byte) { binary.LittleEndian.PutUint32(rec[24:], size) })
+	tests := []struct {
+		name  string
+		path  string
+		d     digest.Digest
+		limit int64
+		want  error
+	}{
+		{"larger than the limit", big.Path, manifest, size - 1, archive.ErrBlobTooLarge},
+		{"claims more than deflate can hold", lying.Path, liar, 2 * size, archive.ErrDigestMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := open(t, tt.path)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := r.ReadBlob(tt.d, tt.limit)
+			runtime.ReadMemStats(&after)
+			wantErr(t, err, tt.want)
+			t.Logf("error: %v", err)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Errorf("ReadBlob allocated %d bytes", n)
+			}
+		})
+	}
+	// Within the limit, the 4 MiB manifest reads whole.
+	r := open(t, big.Path)
+	if data, err := r.ReadBlob(manifest, size); err != nil || len(data) != size {
 		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
 	}
 }

@@ -86,6 +86,11 @@ type Manifest struct {
 	Annotations map[string]string
 	// Config, when not nil, is the config blob used as is.
 	Config []byte
+	// PadTo, when larger than the manifest, pads the manifest blob with
+	// spaces after its JSON to PadTo bytes: still the same manifest to a
+	// JSON parser, of any size, and compressible to almost nothing (for
+	// hostile archives, see SharedManifest).
+	PadTo int64
 }
 
 // Chart is a Helm chart stored as `hangar archive store chart` does from a
@@ -228,6 +233,7 @@ type writer struct {
 	blobs map[digest.Digest]bool // written or omitted
 	dirs  map[digest.Digest]bool
 	gens  map[[2]int64]digest.Digest
+	pads  map[padKey]blob // padded manifests
 	out   *Written
 }
 
@@ -259,6 +265,7 @@ func Write(path string, images []Image, opts Options) (_ *Written, err error) {
 		blobs: make(map[digest.Digest]bool),
 		dirs:  make(map[digest.Digest]bool),
 		gens:  make(map[[2]int64]digest.Digest),
+		pads:  make(map[padKey]blob),
 		out: &Written{
 			Path:  path,
 			Index: archive.Index{Version: opts.Version, Time: opts.Time},

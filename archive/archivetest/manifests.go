@@ -73,6 +73,7 @@ func (w *writer) platform(m Manifest) (WrittenManifest, []blob, error) {
 	if err := w.finish(&wm, manifestType, configType, config, m.Docker, false, nil); err != nil {
 		return wm, nil, err
 	}
+	w.padManifest(&wm, m.PadTo)
 	wm.Descriptor.Platform = &plat
 	wm.Item = archive.Manifest{
 		Arch:        plat.Architecture,
@@ -136,6 +137,7 @@ func (w *writer) attestation(img Image, m Manifest, subject digest.Digest) (Writ
 	if err := w.finish(&wm, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, config, false, false, nil); err != nil {
 		return wm, nil, err
 	}
+	w.padManifest(&wm, m.PadTo)
 	annotations := maps.Clone(m.Annotations)
 	if annotations == nil {
 		annotations = make(map[string]string)
@@ -312,6 +314,31 @@ func (w *writer) finish(wm *WrittenManifest, manifestType, configType string, co
 	}
 	wm.Descriptor = ocispec.Descriptor{MediaType: manifestType, Digest: digest.FromBytes(wm.Bytes), Size: int64(len(wm.Bytes))}
 	return nil
+}
+
+// padManifest pads the manifest of wm with spaces to size bytes, if it is
+// shorter, and describes the padded bytes. The same manifest padded to the
+// same size is padded and hashed once.
+func (w *writer) padManifest(wm *WrittenManifest, size int64) {
+	n := size - int64(len(wm.Bytes))
+	if n <= 0 {
+		return
+	}
+	key := padKey{wm.Descriptor.Digest, size}
+	p, ok := w.pads[key]
+	if !ok {
+		p.data = append(wm.Bytes, bytes.Repeat([]byte{' '}, int(n))...)
+		p.d = digest.FromBytes(p.data)
+		w.pads[key] = p
+	}
+	wm.Bytes = p.data
+	wm.Descriptor.Digest, wm.Descriptor.Size = p.d, size
+}
+
+// padKey names a manifest padded to a size.
+type padKey struct {
+	d    digest.Digest
+	size int64
 }
 
 // manifestBlobs returns the config and manifest blobs of wm.
