@@ -336,3 +336,99 @@ func TestPadTo(t *testing.T) {
 		})
 	}
 }
+
+func TestAttestationConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		shape archivetest.AttestationConfig
+		want  string // LAYER stands for the digest of the statement
+	}{
+		// BuildKit's attestationsConfig (exporter/containerimage/writer.go).
+		{"buildx", archivetest.AttestationConfigBuildx,
+			`{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":["LAYER"]}}`},
+		// The attestation configs of basic.zip (TestAttestationConfigFixture).
+		{"fixture", archivetest.AttestationConfigFixture,
+			`{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["LAYER"]},"config":{}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+				{}, {Attestation: true, AttestationConfig: tt.shape},
+			}}}, archivetest.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject, att := w.Images[0].Manifests[0], w.Images[0].Manifests[1]
+			want := strings.ReplaceAll(tt.want, "LAYER", string(att.Layers[0].Digest))
+			if string(att.ConfigBytes) != want {
+				t.Errorf("config:\n got %s\nwant %s", att.ConfigBytes, want)
+			}
+			if att.Config.Digest != digest.FromBytes(att.ConfigBytes) || att.Item.Config != att.Config.Digest {
+				t.Error("config descriptor does not describe the config")
+			}
+			item := att.Item
+			if !att.Attestation || item.Arch != "unknown" || item.OS != "unknown" || item.MediaType != ocispec.MediaTypeImageManifest ||
+				item.Annotations[archivetest.AnnotationReferenceType] != archivetest.AttestationManifest ||
+				item.Annotations[archivetest.AnnotationReferenceDigest] != string(subject.Descriptor.Digest) {
+				t.Errorf("attestation item = %+v", item)
+			}
+			if p := att.Descriptor.Platform; p == nil || p.Architecture != "unknown" || p.OS != "unknown" {
+				t.Errorf("attestation descriptor platform = %+v", p)
+			}
+		})
+	}
+	_, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+		{}, {Attestation: true, AttestationConfig: 99},
+	}}}, archivetest.Options{})
+	if err == nil {
+		t.Error("Write with an unknown attestation config shape succeeded")
+	}
+}
+
+// TestAttestationConfigFixture checks that AttestationConfigFixture writes,
+// for the statements of the attestations of the Hangar v1.9.4 fixture
+// basic.zip, their configs byte for byte.
+func TestAttestationConfigFixture(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "fixtures", "hangar-v1.9.4", "basic.zip")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("Hangar v1.9.4 fixtures not found (expected in /work/shared/fixtures beside the repository): %v", err)
+	}
+	r, err := archive.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for _, img := range r.Index().List {
+		for _, item := range img.Images {
+			if item.Annotations[archivetest.AnnotationReferenceType] != archivetest.AttestationManifest {
+				continue
+			}
+			n++
+			var layers []archivetest.Layer
+			for _, d := range item.Layers {
+				data, err := r.ReadBlob(d, 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layers = append(layers, archivetest.Layer{Data: data})
+			}
+			want, err := r.ReadBlob(item.Config, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+				{}, {Attestation: true, AttestationConfig: archivetest.AttestationConfigFixture, Layers: layers},
+			}}}, archivetest.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := w.Images[0].Manifests[1]; got.Config.Digest != item.Config {
+				t.Errorf("%s: attestation %s: config\n got %s\nwant %s", img.Ref(), item.Digest, got.ConfigBytes, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no attestation in basic.zip")
+	}
+}

@@ -126,11 +126,7 @@ func (w *writer) attestation(img Image, m Manifest, subject digest.Digest) (Writ
 	config := m.Config
 	if config == nil {
 		var err error
-		config, err = json.Marshal(ocispec.Image{
-			Platform: ocispec.Platform{Architecture: "unknown", OS: "unknown"},
-			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffs},
-		})
-		if err != nil {
+		if config, err = attestationConfig(m.AttestationConfig, diffs); err != nil {
 			return wm, nil, err
 		}
 	}
@@ -157,6 +153,44 @@ func (w *writer) attestation(img Image, m Manifest, subject digest.Digest) (Writ
 		Annotations: annotations,
 	}
 	return wm, append(blobs, w.manifestBlobs(&wm)...), nil
+}
+
+// fixtureConfig is an image config with the fields and the order in which
+// go-containerregistry writes them (v1.ConfigFile), as far as the
+// attestations of the fixtures use them.
+type fixtureConfig struct {
+	Architecture string           `json:"architecture"`
+	Created      string           `json:"created"`
+	History      []fixtureHistory `json:"history"`
+	OS           string           `json:"os"`
+	RootFS       ocispec.RootFS   `json:"rootfs"`
+	Config       struct{}         `json:"config"`
+}
+
+type fixtureHistory struct {
+	Created string `json:"created"`
+}
+
+// zeroTime is time.Time{} as go-containerregistry writes it.
+const zeroTime = "0001-01-01T00:00:00Z"
+
+// attestationConfig returns the config of an attestation whose layers have
+// the digests diffs.
+func attestationConfig(shape AttestationConfig, diffs []digest.Digest) ([]byte, error) {
+	switch shape {
+	case AttestationConfigBuildx:
+		return json.Marshal(ocispec.Image{
+			Platform: ocispec.Platform{Architecture: "unknown", OS: "unknown"},
+			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffs},
+		})
+	case AttestationConfigFixture:
+		cfg := fixtureConfig{Created: zeroTime, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: nonNil(diffs)}, History: []fixtureHistory{}}
+		for range diffs {
+			cfg.History = append(cfg.History, fixtureHistory{Created: zeroTime})
+		}
+		return json.Marshal(cfg)
+	}
+	return nil, fmt.Errorf("unknown attestation config shape %d", shape)
 }
 
 // chartMetadata is the config of a Hangar-stored chart.
