@@ -15,7 +15,8 @@ var (
 	// ErrUnsupportedVersion means the index version is empty, not a
 	// semantic version, or outside the supported range [v1.2.0, v2.0.0).
 	ErrUnsupportedVersion = errors.New("unsupported archive index version")
-	// ErrIndexTooLarge means index.json is larger than MaxIndexSize.
+	// ErrIndexTooLarge means index.json is larger than MaxIndexSize, or
+	// would take more memory than that decoded.
 	ErrIndexTooLarge = errors.New("archive index too large")
 	// ErrUnsafeName means the zip holds an entry whose name is not a
 	// local path (empty, absolute, "..", backslash).

@@ -7,12 +7,57 @@ import (
 	"errors"
 	"fmt"
 	"unique"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// MaxIndexSize bounds the size of the top-level index.json that is read.
+// MaxIndexSize bounds the size of the top-level index.json that is read,
+// and the memory its decoded form may take, as estimated from its JSON
+// before it is decoded (decodedSize). An index takes about 2.5 times its
+// size decoded, so the indexes accepted are up to about 100 MiB (the index
+// of 1082 manifests of docs/benchmarks.md is 0.65 MB); the estimate
+// refuses the JSON of a few bytes per object or element that would take
+// 60 times its size, and compresses to almost nothing.
 const MaxIndexSize = 256 << 20
+
+// Estimated heap, in bytes, of the parts of a decoded index (decodedSize):
+// a JSON object becomes at most a Manifest, an array element or an object
+// member at most a string, a slice or a map slot.
+const (
+	objectCost = int64(unsafe.Sizeof(Manifest{}))
+	memberCost = 48
+)
+
+// decodedSize estimates, from one scan of its bytes, the heap that the
+// index in data takes once decoded: its bytes, and the cost of every
+// object, array element and object member.
+func decodedSize(data []byte) int64 {
+	var objects, members int64
+	inString, escaped := false, false
+	for _, c := range data {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{':
+			objects++
+		case '[', ',':
+			members++
+		}
+	}
+	return int64(len(data)) + objects*objectCost + members*memberCost
+}
 
 // Index is the top-level index.json of a Hangar archive.
 //
@@ -64,8 +109,13 @@ type Manifest struct {
 // unknown fields are ignored). An images[] item may have an empty digest
 // (Hangar skips such items) or an empty config; every non-empty digest
 // must pass digest.Digest.Validate, and layer digests must not be empty.
-// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
+// An index whose decoded form would take more than MaxIndexSize bytes
+// (decodedSize) is refused before it is decoded. Errors wrap
+// ErrInvalidIndex, ErrUnsupportedVersion or ErrIndexTooLarge.
 func parseIndex(data []byte) (*Index, error) {
+	if n := decodedSize(data); n > MaxIndexSize {
+		return nil, fmt.Errorf("%w: %s of %d bytes would take about %d MiB decoded, the limit is %d MiB", ErrIndexTooLarge, IndexName, len(data), n>>20, MaxIndexSize>>20)
+	}
 	var idx Index
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
