@@ -18,12 +18,13 @@ import (
 // *zip.File of every blob (and with them the whole zip.Reader).
 // BenchmarkDirectory measures the three on the archive with 10x the images
 // and entries of docs/benchmarks.md (4462 blobs in 6627 entries, 304 MiB;
-// 2 cores, AMD EPYC, Go 1.26; medians of 3 runs, the machine shared):
+// 2 cores, AMD EPYC, Go 1.26, the machine shared with other work: times
+// are the medians of two series of 3 runs, an hour apart):
 //
-//	                 warm ms   cold ms   allocated   retained
-//	ours                 2.7       3.7      0.78 MB    0.29 MB
-//	zip + DataOffset    27       252        4.07 MB    0.31 MB
-//	zip, *zip.File kept 12        11        2.87 MB    2.44 MB
+//	                     warm ms     cold ms   allocated   retained
+//	ours                 2.7, 1.7    3.7, 3.2    0.78 MB    0.29 MB
+//	zip + DataOffset      27, 9.7    252, 176    4.07 MB    0.31 MB
+//	zip, *zip.File kept   12, 7.5     11, 5.1    2.87 MB    2.44 MB
 //
 // "cold" drops the file's pages from the page cache first: DataOffset then
 // costs a disk read per blob before anything is loaded, where this reader
