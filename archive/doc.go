@@ -5,8 +5,8 @@
 // An archive is opened once: its central directory is read (as archive/zip
 // reads it), every entry name must be a local path, and the blob entries are
 // kept in a table sorted by digest, about 64 bytes each; the top-level
-// index.json is parsed and validated (ParseIndex): digests must be
-// algorithm:hex, the version must be in range. Blobs are served by digest
+// index.json is parsed and validated: digests must be algorithm:hex, the
+// version must be in range. Blobs are served by digest
 // from share/sha256/<hex>, straight from the zip: stored entries are read in
 // place at their data offset through an io.SectionReader (safe for
 // concurrent readers, no lock), deflated entries through a deflate

@@ -15,7 +15,8 @@ var (
 	// ErrUnsupportedVersion means the index version is empty, not a
 	// semantic version, or outside the supported range [v1.2.0, v2.0.0).
 	ErrUnsupportedVersion = errors.New("unsupported archive index version")
-	// ErrIndexTooLarge means index.json is larger than MaxIndexSize.
+	// ErrIndexTooLarge means index.json is larger than MaxIndexSize, or
+	// would take more memory than that decoded.
 	ErrIndexTooLarge = errors.New("archive index too large")
 	// ErrUnsafeName means the zip holds an entry whose name is not a
 	// local path (empty, absolute, "..", backslash).
@@ -35,8 +36,4 @@ var (
 	// ErrBlobTooLarge means a blob is larger than the limit given to
 	// Reader.ReadBlob.
 	ErrBlobTooLarge = errors.New("blob too large")
-	// ErrInvalidLayout means the per-manifest OCI layout <hex>/index.json
-	// or <hex>/oci-layout is missing or does not describe its manifest
-	// (see Reader.CheckLayout).
-	ErrInvalidLayout = errors.New("invalid per-manifest layout")
 )

@@ -2,8 +2,8 @@ package archive
 
 import "io"
 
-// DirEntry is a central directory record as readDirectory reads it, with
-// the result of dataOffset.
+// DirEntry is a central directory record as Open reads it, with the result
+// of dataOffset.
 type DirEntry struct {
 	Name         string
 	Header       int64
@@ -14,13 +14,27 @@ type DirEntry struct {
 	DataErr      error
 }
 
-// ListDirectory returns the records readDirectory reads, for the tests of
-// package archive_test.
+// ListDirectory returns the records of the central directory of the zip
+// file r as Open reads them.
 func ListDirectory(r io.ReaderAt, size int64) ([]DirEntry, error) {
+	d, err := readDirectoryEnd(r, size)
+	if err != nil {
+		return nil, err
+	}
 	var list []DirEntry
-	err := readDirectory(r, size, func(name []byte, e *zipEntry) {
+	err = d.each(func(name []byte, e *zipEntry) {
 		off, err := dataOffset(r, e)
 		list = append(list, DirEntry{string(name), e.header, e.csize, e.usize, e.crc, e.method, off, err})
 	})
 	return list, err
 }
+
+// Unexported functions under test.
+var (
+	ParseIndex        = parseIndex
+	CheckIndexVersion = checkIndexVersion
+)
+
+// ScanDirectory reads the central directory of the zip file r as Open does,
+// and returns what Open keeps of it.
+func ScanDirectory(r io.ReaderAt, size int64) (any, error) { return scanDirectory(r, size) }

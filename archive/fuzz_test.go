@@ -55,7 +55,7 @@ func FuzzParseIndex(f *testing.F) {
 			if idx != nil {
 				t.Fatal("index returned with an error")
 			}
-			if !errors.Is(err, archive.ErrInvalidIndex) && !errors.Is(err, archive.ErrUnsupportedVersion) {
+			if !errors.Is(err, archive.ErrInvalidIndex) && !errors.Is(err, archive.ErrUnsupportedVersion) && !errors.Is(err, archive.ErrIndexTooLarge) {
 				t.Fatalf("error wraps no sentinel: %v", err)
 			}
 			return
@@ -132,7 +132,6 @@ func FuzzOpen(f *testing.F) {
 		defer r.Close()
 		for _, d := range indexDigests(r.Index()) {
 			r.Size(d)
-			r.CheckLayout(d)
 			if b, err := r.ReadBlob(d, 1<<20); err == nil && d.Algorithm() == "sha256" {
 				if got := d.Algorithm().FromBytes(b); got != d {
 					t.Fatalf("ReadBlob(%s) returned content of %s", d, got)

@@ -6,12 +6,58 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unique"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// MaxIndexSize bounds the size of the top-level index.json that is read.
+// MaxIndexSize bounds the size of the top-level index.json that is read,
+// and the memory its decoded form may take, as estimated from its JSON
+// before it is decoded (decodedSize). An index takes about 2.5 times its
+// size decoded, so the indexes accepted are up to about 100 MiB (the index
+// of 1082 manifests of docs/benchmarks.md is 0.65 MB); the estimate
+// refuses the JSON of a few bytes per object or element that would take
+// 60 times its size, and compresses to almost nothing.
 const MaxIndexSize = 256 << 20
+
+// Estimated heap, in bytes, of the parts of a decoded index (decodedSize):
+// a JSON object becomes at most a Manifest, an array element or an object
+// member at most a string, a slice or a map slot.
+const (
+	objectCost = int64(unsafe.Sizeof(Manifest{}))
+	memberCost = 48
+)
+
+// decodedSize estimates, from one scan of its bytes, the heap that the
+// index in data takes once decoded: its bytes, and the cost of every
+// object, array element and object member.
+func decodedSize(data []byte) int64 {
+	var objects, members int64
+	inString, escaped := false, false
+	for _, c := range data {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{':
+			objects++
+		case '[', ',':
+			members++
+		}
+	}
+	return int64(len(data)) + objects*objectCost + members*memberCost
+}
 
 // Index is the top-level index.json of a Hangar archive.
 //
@@ -56,20 +102,25 @@ type Manifest struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// ParseIndex parses and validates the bytes of a top-level index.json:
+// parseIndex parses and validates the bytes of a top-level index.json:
 // version range (D7), digests in algorithm:hex form, non-empty sources.
 //
 // It decodes as Hangar does (encoding/json: keys match case-insensitively,
 // unknown fields are ignored). An images[] item may have an empty digest
 // (Hangar skips such items) or an empty config; every non-empty digest
 // must pass digest.Digest.Validate, and layer digests must not be empty.
-// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
-func ParseIndex(data []byte) (*Index, error) {
+// An index whose decoded form would take more than MaxIndexSize bytes
+// (decodedSize) is refused before it is decoded. Errors wrap
+// ErrInvalidIndex, ErrUnsupportedVersion or ErrIndexTooLarge.
+func parseIndex(data []byte) (*Index, error) {
+	if n := decodedSize(data); n > MaxIndexSize {
+		return nil, fmt.Errorf("%w: %s of %d bytes would take about %d MiB decoded, the limit is %d MiB", ErrIndexTooLarge, IndexName, len(data), n>>20, MaxIndexSize>>20)
+	}
 	var idx Index
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 	}
-	if err := CheckIndexVersion(idx.Version); err != nil {
+	if err := checkIndexVersion(idx.Version); err != nil {
 		return nil, err
 	}
 	for i := range idx.List {
@@ -81,19 +132,13 @@ func ParseIndex(data []byte) (*Index, error) {
 	return &idx, nil
 }
 
-// intern makes the equal strings of the index share their bytes: the
-// digests of the layers that images share, the digests that attestations
-// name, platforms and media types. An archive reader keeps its index for
-// as long as it is open.
+// intern makes the equal strings of the index share their bytes
+// (unique.Make): the digests of the layers that images share, the digests
+// that attestations name, platforms and media types. An archive reader
+// keeps its index for as long as it is open. No handle is kept, so the
+// unique package forgets the strings once the index is gone.
 func (idx *Index) intern() {
-	seen := map[string]string{}
-	in := func(s *string) {
-		if v, ok := seen[*s]; ok {
-			*s = v
-		} else {
-			seen[*s] = *s
-		}
-	}
+	in := func(s *string) { *s = unique.Make(*s).Value() }
 	for i := range idx.List {
 		img := &idx.List[i]
 		in(&img.Tag)
@@ -115,11 +160,7 @@ func (idx *Index) intern() {
 				in((*string)(&m.Layers[k]))
 			}
 			for k, v := range m.Annotations {
-				if w, ok := seen[v]; ok {
-					m.Annotations[k] = w
-				} else {
-					seen[v] = v
-				}
+				m.Annotations[k] = unique.Make(v).Value()
 			}
 		}
 	}

@@ -2,10 +2,14 @@ package archive_test
 
 import (
 	"encoding/json"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/archive/archivetest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -142,4 +146,73 @@ func TestParseIndexRoundTrip(t *testing.T) {
 	if string(out) != data {
 		t.Errorf("round trip:\n got %s\nwant %s", out, data)
 	}
+}
+
+// TestIndexSharesStrings checks that equal strings of a parsed index share
+// their bytes: a long archive keeps one copy of a shared layer digest.
+func TestIndexSharesStrings(t *testing.T) {
+	layer, subject := digest.FromString("shared layer"), digest.FromString("subject")
+	data := []byte(`{"version":"v1.2.0","list":[` +
+		`{"source":"docker.io/a/b","tag":"v1.0","images":[{"arch":"amd64","os":"linux","layers":["` + string(layer) + `"],"digest":"` + string(subject) + `"}]},` +
+		`{"source":"docker.io/a/c","tag":"v1.0","images":[{"arch":"amd64","os":"linux","layers":["` + string(layer) + `"],"annotations":{"vnd.docker.reference.digest":"` + string(subject) + `"}}]}]}`)
+	idx, err := archive.ParseIndex(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := idx.List[0].Images[0], idx.List[1].Images[0]
+	for _, pair := range [][2]string{
+		{string(a.Layers[0]), string(b.Layers[0])},
+		{string(a.Digest), b.Annotations["vnd.docker.reference.digest"]},
+		{a.Arch, b.Arch},
+		{a.OS, b.OS},
+		{idx.List[0].Tag, idx.List[1].Tag},
+	} {
+		if pair[0] != pair[1] || unsafe.StringData(pair[0]) != unsafe.StringData(pair[1]) {
+			t.Errorf("%q and %q do not share their bytes", pair[0], pair[1])
+		}
+	}
+}
+
+// TestIndexDecodedSize checks that an index whose decoded form would take
+// far more memory than its bytes (JSON objects and elements of a few bytes
+// each, which compress to almost nothing) is refused before it is decoded.
+func TestIndexDecodedSize(t *testing.T) {
+	repeat := func(head, item, tail string, n int) []byte {
+		return []byte(head + strings.Repeat(item, n) + tail)
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		// 1.3 million empty images[] items: 4 MB of JSON, 1.1 GB
+		// allocated by encoding/json.
+		{"empty manifests", repeat(`{"version":"v1.2.0","list":[{"source":"a","images":[`, `{},`, `{}]}]}`, 1300000)},
+		{"empty list items", repeat(`{"version":"v1.2.0","list":[`, `{"source":"a","images":[]},`, `{"source":"a"}]}`, 900000)},
+		{"null platform strings", repeat(`{"version":"v1.2.0","list":[{"source":"a","archList":[`, `null,`, `""]}]}`, 6000000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			idx, err := archive.ParseIndex(tt.data)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatalf("%d bytes of JSON accepted, %d list items", len(tt.data), len(idx.List))
+			}
+			wantErr(t, err, archive.ErrIndexTooLarge)
+			t.Logf("%d bytes: %v", len(tt.data), err)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+				t.Errorf("ParseIndex allocated %d bytes", n)
+			}
+		})
+	}
+
+	// Through Open: a deflated index.json of a few KiB.
+	data := tests[0].data
+	w := write(t, nil, archivetest.Options{IndexJSON: data, Deflate: true})
+	if fi, err := os.Stat(w.Path); err != nil || fi.Size() > 64<<10 {
+		t.Fatalf("archive: %v, %v", fi, err)
+	}
+	_, err := archive.Open(w.Path)
+	wantErr(t, err, archive.ErrIndexTooLarge)
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -33,7 +32,6 @@ const (
 // Reader serves the index and the blobs of one Hangar archive. It is safe
 // for concurrent use.
 type Reader struct {
-	path  string
 	f     *os.File
 	size  int64
 	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
@@ -53,16 +51,20 @@ type blobEntry struct {
 // parses and validates its top-level index.json. Damaged archives give an
 // error wrapping one of the sentinel errors of this package.
 //
+// Anything but a regular file (after symbolic links: a directory, a named
+// pipe, a device) is refused at once with ErrNotArchive, without waiting
+// for it.
+//
 // Every entry name must be a local path (ErrUnsafeName). Where a name
 // appears twice, the first entry in central-directory order is used, as
 // Hangar does. Of the entries, the reader keeps only those of the blobs
 // (about 64 bytes each).
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	f, size, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReader(path, f)
+	r, err := newReader(path, f, size)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -70,40 +72,59 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
-func newReader(path string, f *os.File) (*Reader, error) {
-	fi, err := f.Stat()
+// openRegular opens the file at path for reading, refusing what is not a
+// regular file (after symbolic links) before opening it: open(2) of a named
+// pipe blocks until a writer comes, and a device may never end. The check
+// is made again on the open file, which is opened so that it cannot block
+// (openNonBlocking), in case the path changed in between.
+func openRegular(path string) (*os.File, int64, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("open %s: %w: not a regular file", path, ErrNotArchive)
+	if err := checkRegular(path, fi.Mode()); err != nil {
+		return nil, 0, err
 	}
-	r := &Reader{path: path, f: f, size: fi.Size()}
-	var (
-		index      *zipEntry
-		unsafeName []byte
-		isUnsafe   bool
-	)
-	dir, err := readDirectoryEnd(f, r.size)
-	if err == nil {
-		r.blobs = make([]blobEntry, 0, dir.sizeHint(1<<18))
-		err = dir.each(func(name []byte, e *zipEntry) {
-			switch {
-			case !isLocalName(name):
-				if !isUnsafe {
-					unsafeName, isUnsafe = bytes.Clone(name), true
-				}
-			case string(name) == IndexName:
-				if index == nil {
-					index = new(*e)
-				}
-			case bytes.HasPrefix(name, blobPrefix):
-				if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(r.blobs) < math.MaxUint32 {
-					r.blobs = append(r.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(r.blobs)), method: e.method})
-				}
-			}
-		})
+	f, err := openNonBlocking(path)
+	if err != nil {
+		return nil, 0, err
 	}
+	if fi, err = f.Stat(); err == nil {
+		err = checkRegular(path, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// checkRegular returns an error wrapping ErrNotArchive unless m is the mode
+// of a regular file.
+func checkRegular(path string, m fs.FileMode) error {
+	if m.IsRegular() {
+		return nil
+	}
+	kind := "a " + m.Type().String()
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	case m&fs.ModeIrregular != 0:
+		kind = "an irregular file"
+	}
+	return fmt.Errorf("open %s: %w: %s, not a regular file", path, ErrNotArchive, kind)
+}
+
+func newReader(path string, f *os.File, size int64) (*Reader, error) {
+	dir, err := scanDirectory(f, size)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -111,29 +132,68 @@ func newReader(path string, f *os.File) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w: %w%s", path, ErrNotArchive, err, oldFormatHint(f))
 	}
-	if isUnsafe {
-		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, unsafeName)
+	if dir.unsafeName != nil {
+		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
+	}
+	r := &Reader{f: f, size: size, blobs: dir.blobs}
+	data, err := r.readIndex(dir.index)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if r.index, err = parseIndex(data); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// scannedDirectory is what Open keeps of the central directory.
+type scannedDirectory struct {
+	blobs      []blobEntry // sorted by digest, the first entry of each
+	index      *zipEntry   // the first index.json, if any
+	unsafeName []byte      // the first name that is not a local path, if any
+}
+
+// scanDirectory reads the central directory of the zip file r of size
+// bytes: the blob table, the index entry, the first unsafe name. Errors are
+// those of zip.NewReader.
+func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
+	dir, err := readDirectoryEnd(r, size)
+	if err != nil {
+		return nil, err
+	}
+	s := &scannedDirectory{blobs: make([]blobEntry, 0, dir.sizeHint(1<<18))}
+	err = dir.each(func(name []byte, e *zipEntry) {
+		switch {
+		case !isLocalName(name):
+			if s.unsafeName == nil {
+				s.unsafeName = append([]byte{}, name...) // not nil when empty
+			}
+		case string(name) == IndexName:
+			if s.index == nil {
+				s.index = new(*e)
+			}
+		case bytes.HasPrefix(name, blobPrefix):
+			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(s.blobs) < math.MaxUint32 {
+				s.blobs = append(s.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(s.blobs)), method: e.method})
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The first entry of each name wins: ordered by position after the
 	// digest, it is the first of its run.
-	slices.SortFunc(r.blobs, func(a, b blobEntry) int {
+	slices.SortFunc(s.blobs, func(a, b blobEntry) int {
 		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	r.blobs = slices.CompactFunc(r.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
-	if cap(r.blobs)-len(r.blobs) > len(r.blobs)/8 {
-		r.blobs = slices.Clone(r.blobs)
+	s.blobs = slices.CompactFunc(s.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
+	if cap(s.blobs)-len(s.blobs) > len(s.blobs)/8 {
+		s.blobs = slices.Clone(s.blobs)
 	}
-	data, err := r.readIndex(index)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if r.index, err = ParseIndex(data); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return r, nil
+	return s, nil
 }
 
 // blobPrefix is BlobPrefix as bytes.
@@ -252,9 +312,6 @@ func (r *Reader) Close() error { return r.f.Close() }
 // modify it.
 func (r *Reader) Index() *Index { return r.index }
 
-// Path returns the path the archive was opened with.
-func (r *Reader) Path() string { return r.path }
-
 // blobEntry returns the zip entry of the blob with digest d.
 func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {
 	alg, enc, ok := strings.Cut(string(d), ":")
@@ -303,8 +360,7 @@ func (r *Reader) Size(d digest.Digest) (int64, error) {
 // expected size (io.ReadFull, an HTTP body with a Content-Length) still
 // sees it, and never receives the complete bad content. The error is
 // sticky. Stored entries are read in place from the archive file, with no
-// lock; deflated entries through a deflate decompressor. The reader
-// implements io.WriterTo, with the same verification.
+// lock; deflated entries through a deflate decompressor.
 func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	e, err := r.blobEntry(d)
 	if err != nil {
@@ -312,6 +368,9 @@ func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	}
 	if e.method == zip.Store && e.csize != e.usize {
 		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", e.csize, e.usize)}
+	}
+	if e.method == zip.Deflate && e.usize > maxInflated(e.csize) {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, e.csize)}
 	}
 	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: e.csize, usize: e.usize, method: e.method})
 	switch {
@@ -326,9 +385,23 @@ func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
 	return &blobReader{r: rd, c: c, d: d, want: e.sum, size: int64(e.usize), h: sha256.New()}, nil
 }
 
+// maxInflated returns the most bytes that csize bytes of deflate data can
+// hold: 258 bytes for every 2 bits (a length and a distance code of one bit
+// each, RFC 1951), 1032 a byte, and a KiB of slack.
+func maxInflated(csize uint64) uint64 {
+	const ratio, slack = 1032, 1 << 10
+	if csize > (math.MaxUint64-slack)/ratio {
+		return math.MaxUint64
+	}
+	return csize*ratio + slack
+}
+
 // ReadBlob reads the whole blob with digest d, verified, refusing blobs
-// larger than limit bytes (ErrBlobTooLarge) before reading them. It is
-// meant for manifests and configs.
+// larger than limit bytes (ErrBlobTooLarge) before reading them, or
+// allocating room for them. It is meant for manifests and configs. The size
+// is the one the zip directory gives; a deflated entry that claims more
+// than its compressed bytes can hold is refused as corrupt
+// (ErrDigestMismatch) before anything is allocated.
 func (r *Reader) ReadBlob(d digest.Digest, limit int64) ([]byte, error) {
 	size, err := r.Size(d)
 	if err != nil {
@@ -442,37 +515,6 @@ func (b *blobReader) fail(err error) {
 		b.err = &corruptError{d: b.d, reason: "bad entry data", err: err}
 	default:
 		b.err = fmt.Errorf("read blob %s: %w", b.d, err)
-	}
-}
-
-// bufPool holds the buffers of WriteTo.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// WriteTo writes the blob to w with large reads, verified as by Read: the
-// last chunk of a corrupt blob is not written and the error is returned.
-func (b *blobReader) WriteTo(w io.Writer) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
-	for {
-		n, err := b.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-			if m != n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -74,7 +75,7 @@ func TestFixtureBasic(t *testing.T) {
 		t.Errorf("chart entry = %+v", chart)
 	}
 
-	// Every blob reads back verified, every layout is consistent.
+	// Every blob reads back verified.
 	ds := indexDigests(idx)
 	if len(ds) < 50 {
 		t.Fatalf("only %d digests", len(ds))
@@ -94,9 +95,6 @@ func TestFixtureBasic(t *testing.T) {
 	}
 	for _, img := range idx.List {
 		for _, m := range img.Images {
-			if err := r.CheckLayout(m.Digest); err != nil {
-				t.Errorf("CheckLayout: %v", err)
-			}
 			if _, err := r.ReadBlob(m.Digest, 4<<20); err != nil {
 				t.Errorf("ReadBlob(%s): %v", m.Digest, err)
 			}
@@ -151,9 +149,6 @@ func TestGenerated(t *testing.T) {
 						if int64(len(data)) != l.Size || digest.FromBytes(data) != l.Digest {
 							t.Fatalf("layer %s: %d bytes, want %d", l.Digest, len(data), l.Size)
 						}
-					}
-					if err := r.CheckLayout(wm.Descriptor.Digest); err != nil {
-						t.Error(err)
 					}
 				}
 			}
@@ -382,14 +377,14 @@ func TestCorruptBlob(t *testing.T) {
 			_, err = readAll(r, bad)
 			wantErr(t, err, archive.ErrDigestMismatch)
 
-			// io.Copy goes through WriteTo.
+			// io.Copy with its own buffer.
 			rc, _ = r.Open(bad)
 			var out bytes.Buffer
 			copied, err := io.Copy(&out, rc)
 			rc.Close()
 			wantErr(t, err, archive.ErrDigestMismatch)
 			if copied >= 300<<10 {
-				t.Errorf("WriteTo wrote the whole corrupt blob")
+				t.Errorf("io.Copy wrote the whole corrupt blob")
 			}
 
 			// Only that blob is affected.
@@ -499,6 +494,47 @@ func TestReadBlobLimit(t *testing.T) {
 		t.Fatalf("error = %v, want ErrBlobTooLarge", err)
 	}
 	if data, err := r.ReadBlob(d, 5000); err != nil || len(data) != 5000 {
+		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
+	}
+}
+
+// TestReadBlobAllocation checks that ReadBlob refuses, before allocating
+// room for it, a blob larger than its limit and a deflated entry that
+// claims more bytes than its compressed data can hold.
+func TestReadBlobAllocation(t *testing.T) {
+	const size = 4 << 20
+	big := write(t, archivetest.SharedManifest(1, size), archivetest.Options{Deflate: true})
+	manifest := big.Images[0].Manifests[0].Descriptor.Digest
+	liar := digest.FromString("liar")
+	lying := write(t, sharedImages()[:1], archivetest.Options{Extra: []archivetest.Entry{{Name: blobName(liar), Data: []byte("x"), Deflate: true}}})
+	patchCentral(t, lying.Path, blobName(liar), func(rec []byte) { binary.LittleEndian.PutUint32(rec[24:], size) })
+	tests := []struct {
+		name  string
+		path  string
+		d     digest.Digest
+		limit int64
+		want  error
+	}{
+		{"larger than the limit", big.Path, manifest, size - 1, archive.ErrBlobTooLarge},
+		{"claims more than deflate can hold", lying.Path, liar, 2 * size, archive.ErrDigestMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := open(t, tt.path)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := r.ReadBlob(tt.d, tt.limit)
+			runtime.ReadMemStats(&after)
+			wantErr(t, err, tt.want)
+			t.Logf("error: %v", err)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Errorf("ReadBlob allocated %d bytes", n)
+			}
+		})
+	}
+	// Within the limit, the 4 MiB manifest reads whole.
+	r := open(t, big.Path)
+	if data, err := r.ReadBlob(manifest, size); err != nil || len(data) != size {
 		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
 	}
 }
@@ -689,45 +725,6 @@ func TestClosed(t *testing.T) {
 	if _, err := rc.Read(make([]byte, 1)); err == nil || err == io.EOF {
 		t.Errorf("read of a closed blob reader: %v", err)
 	}
-}
-
-func TestCheckLayout(t *testing.T) {
-	img := sharedImages()[:1]
-	m := func(w *archivetest.Written) digest.Digest { return w.Images[0].Manifests[0].Descriptor.Digest }
-	ref := write(t, img, archivetest.Options{})
-	md := m(ref)
-	hex := md.Encoded()
-	tests := []struct {
-		name string
-		opts archivetest.Options
-		want error
-	}{
-		{"ok", archivetest.Options{}, nil},
-		{"no index.json", archivetest.Options{Omit: func(n string) bool { return n == hex+"/index.json" }}, archive.ErrInvalidLayout},
-		{"no oci-layout", archivetest.Options{Omit: func(n string) bool { return n == hex+"/oci-layout" }}, archive.ErrInvalidLayout},
-		{"wrong digest", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{"digest":"` + string(digest.FromString("x")) + `","size":1}]}`)}},
-		}, archive.ErrInvalidLayout},
-		{"two descriptors", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{"schemaVersion":2,"manifests":[{},{}]}`)}},
-		}, archive.ErrInvalidLayout},
-		{"bad json", archivetest.Options{
-			Omit:  func(n string) bool { return n == hex+"/index.json" },
-			Extra: []archivetest.Entry{{Name: hex + "/index.json", Data: []byte(`{`)}},
-		}, archive.ErrInvalidLayout},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := write(t, img, tt.opts)
-			r := open(t, w.Path)
-			wantErr(t, r.CheckLayout(md), tt.want)
-		})
-	}
-	r := open(t, ref.Path)
-	wantErr(t, r.CheckLayout("bad"), archive.ErrInvalidDigest)
-	wantErr(t, r.CheckLayout(digest.FromString("none")), archive.ErrInvalidLayout)
 }
 
 func TestPlatformConfig(t *testing.T) {

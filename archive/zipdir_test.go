@@ -133,11 +133,6 @@ func TestZip64Entries(t *testing.T) {
 				t.Fatalf("sizes in zip64 fields %v: blob %s: %d bytes, %v", sizes, d, len(got), err)
 			}
 		}
-		for _, m := range w.Images[0].Manifests {
-			if err := r.CheckLayout(m.Descriptor.Digest); err != nil {
-				t.Error(err)
-			}
-		}
 	}
 	// Every flipped byte of a small one.
 	z64 := rewriteZip64(t, tinyZip(t, false), true)

@@ -78,15 +78,48 @@ type Manifest struct {
 	Layers []Layer
 	// Attestation makes this a BuildKit attestation manifest for the
 	// previous non-attestation manifest of the same Image: index item
-	// unknown/unknown with the vnd.docker.reference.* annotations, config
-	// {"architecture":"unknown","os":"unknown",...}, always OCI.
+	// unknown/unknown with the vnd.docker.reference.* annotations, always
+	// OCI, with the config that AttestationConfig selects.
 	Attestation bool
+	// AttestationConfig selects the image config of an attestation: the
+	// zero value writes the one of docker buildx.
+	AttestationConfig AttestationConfig
 	// Annotations are added to the index item (Hangar copies them from
 	// the source OCI index descriptor).
 	Annotations map[string]string
 	// Config, when not nil, is the config blob used as is.
 	Config []byte
+	// PadTo, when larger than the manifest, pads the manifest blob with
+	// spaces after its JSON to PadTo bytes: still the same manifest to a
+	// JSON parser, of any size, and compressible to almost nothing (for
+	// hostile archives, see SharedManifest).
+	PadTo int64
 }
+
+// AttestationConfig is a shape of the image config of an attestation
+// manifest. In both, the index item and the index descriptor of the
+// attestation say unknown/unknown, and rootfs.diff_ids lists the digests of
+// the manifest's layers (the in-toto statements, not compressed).
+type AttestationConfig int
+
+const (
+	// AttestationConfigBuildx is the config BuildKit writes for the
+	// attestations of `docker buildx build` (an ocispec.Image with the
+	// platform unknown/unknown):
+	//
+	//	{"architecture":"unknown","os":"unknown","config":{},
+	//	 "rootfs":{"type":"layers","diff_ids":["sha256:…"]}}
+	AttestationConfigBuildx AttestationConfig = iota
+	// AttestationConfigFixture is the config of the attestations in the
+	// Hangar v1.9.4 fixtures (basic.zip), as go-containerregistry
+	// serialises the config of an image built on its empty image: an
+	// empty platform, a zero creation time, one history item per layer:
+	//
+	//	{"architecture":"","created":"0001-01-01T00:00:00Z",
+	//	 "history":[{"created":"0001-01-01T00:00:00Z"}],"os":"",
+	//	 "rootfs":{"type":"layers","diff_ids":["sha256:…"]},"config":{}}
+	AttestationConfigFixture
+)
 
 // Chart is a Helm chart stored as `hangar archive store chart` does from a
 // .tgz.
@@ -228,6 +261,7 @@ type writer struct {
 	blobs map[digest.Digest]bool // written or omitted
 	dirs  map[digest.Digest]bool
 	gens  map[[2]int64]digest.Digest
+	pads  map[padKey]blob // padded manifests
 	out   *Written
 }
 
@@ -259,6 +293,7 @@ func Write(path string, images []Image, opts Options) (_ *Written, err error) {
 		blobs: make(map[digest.Digest]bool),
 		dirs:  make(map[digest.Digest]bool),
 		gens:  make(map[[2]int64]digest.Digest),
+		pads:  make(map[padKey]blob),
 		out: &Written{
 			Path:  path,
 			Index: archive.Index{Version: opts.Version, Time: opts.Time},

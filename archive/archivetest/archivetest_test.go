@@ -252,3 +252,183 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestSharedManifest checks the hostile archive of issue 12.3: a few KiB
+// whose index names one 4 MiB manifest 250 times.
+func TestSharedManifest(t *testing.T) {
+	const n, size = 250, 4 << 20
+	w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), archivetest.SharedManifest(n, size), archivetest.Options{Deflate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 16<<10 {
+		t.Errorf("archive is %d bytes, want at most 16 KiB", fi.Size())
+	}
+	t.Logf("archive: %d bytes, %d index entries", fi.Size(), len(w.Index.List))
+	m := w.Images[0].Manifests[0]
+	if len(w.Index.List) != n {
+		t.Fatalf("%d index entries, want %d", len(w.Index.List), n)
+	}
+	for i, img := range w.Index.List {
+		if img.Images[0].Digest != m.Descriptor.Digest {
+			t.Fatalf("entry %d names %s, want %s", i, img.Images[0].Digest, m.Descriptor.Digest)
+		}
+	}
+	if m.Descriptor.Size != size || int64(len(m.Bytes)) != size || digest.FromBytes(m.Bytes) != m.Descriptor.Digest || w.Blobs[m.Descriptor.Digest] != size {
+		t.Fatalf("manifest: descriptor %+v, %d bytes, %d written", m.Descriptor, len(m.Bytes), w.Blobs[m.Descriptor.Digest])
+	}
+	var parsed ocispec.Manifest
+	if err := json.Unmarshal(m.Bytes, &parsed); err != nil || parsed.Config.Digest != m.Config.Digest || len(parsed.Layers) != 1 {
+		t.Fatalf("padded manifest does not parse as the manifest: %v", err)
+	}
+	// The blob and its layout are stored once.
+	count := map[string]int{}
+	for _, name := range w.Entries {
+		count[name]++
+	}
+	if c := count[archive.BlobPrefix+m.Descriptor.Digest.Encoded()]; c != 1 {
+		t.Errorf("manifest blob stored %d times", c)
+	}
+	if c := count[m.Descriptor.Digest.Encoded()+"/index.json"]; c != 1 {
+		t.Errorf("manifest layout stored %d times", c)
+	}
+	// The reader serves it whole.
+	r, err := archive.Open(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.ReadBlob(m.Descriptor.Digest, size); err != nil || !bytes.Equal(got, m.Bytes) {
+		t.Fatalf("ReadBlob: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestPadTo(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		m    archivetest.Manifest
+	}{
+		{"platform", archivetest.Manifest{PadTo: 5000}},
+		{"docker", archivetest.Manifest{Docker: true, PadTo: 5000}},
+		{"shorter than the manifest", archivetest.Manifest{PadTo: 10}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "a/b", Tag: "1", Manifests: []archivetest.Manifest{tt.m, {Attestation: true, PadTo: 6000}}}}, archivetest.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []int64{max(tt.m.PadTo, 0), 6000} {
+				wm := w.Images[0].Manifests[i]
+				if want > 1000 && (wm.Descriptor.Size != want || int64(len(wm.Bytes)) != want) {
+					t.Errorf("manifest %d: %d bytes, descriptor %d, want %d", i, len(wm.Bytes), wm.Descriptor.Size, want)
+				}
+				if want <= 1000 && bytes.HasSuffix(wm.Bytes, []byte(" ")) {
+					t.Errorf("manifest %d padded", i)
+				}
+				if digest.FromBytes(wm.Bytes) != wm.Descriptor.Digest || wm.Item.Digest != wm.Descriptor.Digest {
+					t.Errorf("manifest %d: digest does not describe the bytes", i)
+				}
+			}
+		})
+	}
+}
+
+func TestAttestationConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		shape archivetest.AttestationConfig
+		want  string // LAYER stands for the digest of the statement
+	}{
+		// BuildKit's attestationsConfig (exporter/containerimage/writer.go).
+		{"buildx", archivetest.AttestationConfigBuildx,
+			`{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":["LAYER"]}}`},
+		// The attestation configs of basic.zip (TestAttestationConfigFixture).
+		{"fixture", archivetest.AttestationConfigFixture,
+			`{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["LAYER"]},"config":{}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+				{}, {Attestation: true, AttestationConfig: tt.shape},
+			}}}, archivetest.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject, att := w.Images[0].Manifests[0], w.Images[0].Manifests[1]
+			want := strings.ReplaceAll(tt.want, "LAYER", string(att.Layers[0].Digest))
+			if string(att.ConfigBytes) != want {
+				t.Errorf("config:\n got %s\nwant %s", att.ConfigBytes, want)
+			}
+			if att.Config.Digest != digest.FromBytes(att.ConfigBytes) || att.Item.Config != att.Config.Digest {
+				t.Error("config descriptor does not describe the config")
+			}
+			item := att.Item
+			if !att.Attestation || item.Arch != "unknown" || item.OS != "unknown" || item.MediaType != ocispec.MediaTypeImageManifest ||
+				item.Annotations[archivetest.AnnotationReferenceType] != archivetest.AttestationManifest ||
+				item.Annotations[archivetest.AnnotationReferenceDigest] != string(subject.Descriptor.Digest) {
+				t.Errorf("attestation item = %+v", item)
+			}
+			if p := att.Descriptor.Platform; p == nil || p.Architecture != "unknown" || p.OS != "unknown" {
+				t.Errorf("attestation descriptor platform = %+v", p)
+			}
+		})
+	}
+	_, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+		{}, {Attestation: true, AttestationConfig: 99},
+	}}}, archivetest.Options{})
+	if err == nil {
+		t.Error("Write with an unknown attestation config shape succeeded")
+	}
+}
+
+// TestAttestationConfigFixture checks that AttestationConfigFixture writes,
+// for the statements of the attestations of the Hangar v1.9.4 fixture
+// basic.zip, their configs byte for byte.
+func TestAttestationConfigFixture(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "fixtures", "hangar-v1.9.4", "basic.zip")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("Hangar v1.9.4 fixtures not found (expected in /work/shared/fixtures beside the repository): %v", err)
+	}
+	r, err := archive.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for _, img := range r.Index().List {
+		for _, item := range img.Images {
+			if item.Annotations[archivetest.AnnotationReferenceType] != archivetest.AttestationManifest {
+				continue
+			}
+			n++
+			var layers []archivetest.Layer
+			for _, d := range item.Layers {
+				data, err := r.ReadBlob(d, 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layers = append(layers, archivetest.Layer{Data: data})
+			}
+			want, err := r.ReadBlob(item.Config, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := archivetest.Write(filepath.Join(t.TempDir(), "a.zip"), []archivetest.Image{{Source: "docker.io/a/b", Tag: "1", Manifests: []archivetest.Manifest{
+				{}, {Attestation: true, AttestationConfig: archivetest.AttestationConfigFixture, Layers: layers},
+			}}}, archivetest.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := w.Images[0].Manifests[1]; got.Config.Digest != item.Config {
+				t.Errorf("%s: attestation %s: config\n got %s\nwant %s", img.Ref(), item.Digest, got.ConfigBytes, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no attestation in basic.zip")
+	}
+}

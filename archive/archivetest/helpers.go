@@ -118,3 +118,19 @@ func Sample() []Image {
 		{Chart: &Chart{Name: "demo", Version: "0.1.7"}},
 	}
 }
+
+// SharedManifest returns n images, docker.io/hostile/shared-<i>:1, whose
+// index entries all name one linux/amd64 manifest padded to size bytes
+// (Manifest.PadTo), with one small layer: the manifest blob is stored once
+// and named n times. Written with Options{Deflate: true}, 250 entries
+// naming a 4 MiB manifest make an archive of a few KiB that names 1000 MiB
+// of manifests: a loader that reads each entry's manifest anew reads 4 MiB
+// per entry (memory amplification, issue 12.3).
+func SharedManifest(n int, size int64) []Image {
+	m := Manifest{Layers: []Layer{{Data: []byte("shared layer")}}, PadTo: size}
+	images := make([]Image, n)
+	for i := range images {
+		images[i] = Image{Source: fmt.Sprintf("docker.io/hostile/shared-%d", i), Tag: "1", Manifests: []Manifest{m}}
+	}
+	return images
+}

@@ -73,6 +73,7 @@ func (w *writer) platform(m Manifest) (WrittenManifest, []blob, error) {
 	if err := w.finish(&wm, manifestType, configType, config, m.Docker, false, nil); err != nil {
 		return wm, nil, err
 	}
+	w.padManifest(&wm, m.PadTo)
 	wm.Descriptor.Platform = &plat
 	wm.Item = archive.Manifest{
 		Arch:        plat.Architecture,
@@ -125,17 +126,14 @@ func (w *writer) attestation(img Image, m Manifest, subject digest.Digest) (Writ
 	config := m.Config
 	if config == nil {
 		var err error
-		config, err = json.Marshal(ocispec.Image{
-			Platform: ocispec.Platform{Architecture: "unknown", OS: "unknown"},
-			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffs},
-		})
-		if err != nil {
+		if config, err = attestationConfig(m.AttestationConfig, diffs); err != nil {
 			return wm, nil, err
 		}
 	}
 	if err := w.finish(&wm, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, config, false, false, nil); err != nil {
 		return wm, nil, err
 	}
+	w.padManifest(&wm, m.PadTo)
 	annotations := maps.Clone(m.Annotations)
 	if annotations == nil {
 		annotations = make(map[string]string)
@@ -155,6 +153,44 @@ func (w *writer) attestation(img Image, m Manifest, subject digest.Digest) (Writ
 		Annotations: annotations,
 	}
 	return wm, append(blobs, w.manifestBlobs(&wm)...), nil
+}
+
+// fixtureConfig is an image config with the fields and the order in which
+// go-containerregistry writes them (v1.ConfigFile), as far as the
+// attestations of the fixtures use them.
+type fixtureConfig struct {
+	Architecture string           `json:"architecture"`
+	Created      string           `json:"created"`
+	History      []fixtureHistory `json:"history"`
+	OS           string           `json:"os"`
+	RootFS       ocispec.RootFS   `json:"rootfs"`
+	Config       struct{}         `json:"config"`
+}
+
+type fixtureHistory struct {
+	Created string `json:"created"`
+}
+
+// zeroTime is time.Time{} as go-containerregistry writes it.
+const zeroTime = "0001-01-01T00:00:00Z"
+
+// attestationConfig returns the config of an attestation whose layers have
+// the digests diffs.
+func attestationConfig(shape AttestationConfig, diffs []digest.Digest) ([]byte, error) {
+	switch shape {
+	case AttestationConfigBuildx:
+		return json.Marshal(ocispec.Image{
+			Platform: ocispec.Platform{Architecture: "unknown", OS: "unknown"},
+			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffs},
+		})
+	case AttestationConfigFixture:
+		cfg := fixtureConfig{Created: zeroTime, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: nonNil(diffs)}, History: []fixtureHistory{}}
+		for range diffs {
+			cfg.History = append(cfg.History, fixtureHistory{Created: zeroTime})
+		}
+		return json.Marshal(cfg)
+	}
+	return nil, fmt.Errorf("unknown attestation config shape %d", shape)
 }
 
 // chartMetadata is the config of a Hangar-stored chart.
@@ -312,6 +348,31 @@ func (w *writer) finish(wm *WrittenManifest, manifestType, configType string, co
 	}
 	wm.Descriptor = ocispec.Descriptor{MediaType: manifestType, Digest: digest.FromBytes(wm.Bytes), Size: int64(len(wm.Bytes))}
 	return nil
+}
+
+// padManifest pads the manifest of wm with spaces to size bytes, if it is
+// shorter, and describes the padded bytes. The same manifest padded to the
+// same size is padded and hashed once.
+func (w *writer) padManifest(wm *WrittenManifest, size int64) {
+	n := size - int64(len(wm.Bytes))
+	if n <= 0 {
+		return
+	}
+	key := padKey{wm.Descriptor.Digest, size}
+	p, ok := w.pads[key]
+	if !ok {
+		p.data = append(wm.Bytes, bytes.Repeat([]byte{' '}, int(n))...)
+		p.d = digest.FromBytes(p.data)
+		w.pads[key] = p
+	}
+	wm.Bytes = p.data
+	wm.Descriptor.Digest, wm.Descriptor.Size = p.d, size
+}
+
+// padKey names a manifest padded to a size.
+type padKey struct {
+	d    digest.Digest
+	size int64
 }
 
 // manifestBlobs returns the config and manifest blobs of wm.
