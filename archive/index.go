@@ -15,11 +15,12 @@ import (
 // MaxIndexSize bounds the size of the top-level index.json that is read,
 // and the memory its decoded form may take, as estimated from its JSON
 // before it is decoded (decodedSize). An index takes about 2.5 times its
-// size decoded, so the indexes accepted are up to about 100 MiB (the index
-// of 1082 manifests of docs/benchmarks.md is 0.65 MB); the estimate
-// refuses the JSON of a few bytes per object or element that would take
-// 60 times its size, and compresses to almost nothing.
-const MaxIndexSize = 256 << 20
+// size decoded, so the indexes accepted are up to about 25 MiB, some
+// 40,000 manifests (the index of 1082 manifests of docs/benchmarks.md is
+// 0.65 MB); the estimate refuses the JSON of a few bytes per object or
+// element that would take 60 times its size, and compresses to almost
+// nothing. Decoding peaks at about three times the limit.
+const MaxIndexSize = 64 << 20
 
 // Estimated heap, in bytes, of the parts of a decoded index (decodedSize):
 // a JSON object becomes at most a Manifest, an array element or an object

@@ -248,7 +248,7 @@ func TestDamaged(t *testing.T) {
 				binary.LittleEndian.PutUint32(rec[24:], archive.MaxIndexSize+1)
 			})
 			return p
-		}, archive.ErrIndexTooLarge, "index.json is 268435457 bytes, the limit is 268435456"},
+		}, archive.ErrIndexTooLarge, "index.json is 67108865 bytes, the limit is 67108864"},
 		{"index checksum", func(t *testing.T) string {
 			p := sample(t, archivetest.Options{})
 			flipRaw(t, p, "index.json")
