@@ -61,7 +61,7 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	if _, _, err := r.scheme(ctx); err != nil {
 		return false, err
 	}
-	cred, err := r.creds.lookup(r.host)
+	cred, err := r.creds.lookup(ctx, r.host)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
