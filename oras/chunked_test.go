@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,11 @@ func TestChunkedUploads(t *testing.T) {
 		t.Logf("refused %v, chunk size now %d, %d opens", refused, r.chunkSize.Load(), opens())
 		if cs := r.chunkSize.Load(); cs <= 0 || cs > limit {
 			t.Fatalf("chunk size %d; want at most the limit %d", cs, limit)
+		}
+		// One session for the monolithic attempt, one for the chunks:
+		// a chunk refused as too large resumes its session.
+		if n := countMethod(proxy.Requests(), http.MethodPost); n != 2 {
+			t.Fatalf("%d upload sessions opened; want 2\n%s", n, strings.Join(proxy.Requests(), "\n"))
 		}
 		// The next big blob goes in chunks at once: no 413 at all.
 		second := randomBlob(t, 3<<20)
@@ -295,5 +301,51 @@ func TestChunkedUploadsFromAnArchive(t *testing.T) {
 	}
 	if hasBlob(t, reg, "library/bad", d) {
 		t.Fatal("corrupt content was committed")
+	}
+}
+
+// TestChunkedUploadTokenExpiry: a chunk refused with 401 (the session's
+// token expired) is sent again with a fresh authorization, in the same
+// session.
+func TestChunkedUploadTokenExpiry(t *testing.T) {
+	ts := registrytest.StartTokenServer(map[string]registrytest.TokenUser{"w": {Password: "w-pass", Actions: []string{"pull", "push"}}})
+	t.Cleanup(ts.Close)
+	var patches, posts atomic.Int32
+	gate := ts.Gate()
+	reg := startRegistry(t, func(next http.Handler) http.Handler {
+		gated := gate(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") && r.Header.Get("Authorization") != "" {
+				posts.Add(1)
+			}
+			if r.Method == http.MethodPatch && patches.Add(1) == 2 {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+ts.Realm()+`",service="`+ts.Service+`",error="invalid_token"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			gated.ServeHTTP(w, r)
+		})
+	})
+	opts, _ := testOptions(t)
+	opts.MaxChunkSize = 256 << 10
+	if err := registrytest.WriteDockerConfig(opts.ConfigDir, registrytest.DockerConfig{
+		Auths: map[string]registrytest.DockerAuth{reg.Host(): {Username: "w", Password: "w-pass"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRegistry(t, reg.Host(), opts)
+	blob := randomBlob(t, 1<<20)
+	if err := mustRepository(t, r, "library/app").PushBlob(testContext(t), blob.desc, blob.open); err != nil {
+		t.Fatalf("PushBlob: %v", err)
+	}
+	// Read the blob from the registry itself, behind the token gate.
+	rec := httptest.NewRecorder()
+	reg.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v2/library/app/blobs/"+blob.desc.Digest.String(), nil))
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), blob.data) {
+		t.Fatalf("registry has %d, %d bytes; want the blob", rec.Code, rec.Body.Len())
+	}
+	if n := posts.Load(); n != 1 {
+		t.Fatalf("%d upload sessions; want the session kept", n)
 	}
 }

@@ -26,7 +26,9 @@
 // request, at once. A registry that never answered fails the first
 // contact with ErrUnreachable at once. Never retried: 401, 403, 404,
 // other 4xx, content mismatches, source read errors, stalls and TLS
-// errors.
+// errors. (The auth flow itself answers a 401 challenge once with
+// credentials or a fresh token; a chunked upload whose token expires
+// mid-way asks for a new one once per chunk.)
 //
 // Limits (RegistryOptions.StallTimeout, T): a small request must be
 // answered completely within T; a blob upload must send at least
