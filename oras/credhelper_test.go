@@ -4,6 +4,7 @@ package oras
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
+	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 // writeHangingHelper writes dir/docker-credential-<name>: it starts a child
@@ -146,5 +148,48 @@ func TestCredentialHelperTimeout(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "helper.pid")); err == nil {
 		t.Fatal("the helper ran again")
+	}
+}
+
+func TestCredentialHelperAnswers(t *testing.T) {
+	dir := t.TempDir()
+	if err := registrytest.WriteCredentialHelper(dir, "store", map[string]registrytest.HelperCredential{
+		"user.example.com":  {Username: "alice", Secret: "a-pass"},
+		"token.example.com": {Username: "<token>", Secret: "identity-1"},
+		"env.example.com":   {Username: "helper", Secret: "h-pass"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("DOCKER_AUTH_CONFIG", `{"auths":{"env.example.com":{"auth":"`+base64.StdEncoding.EncodeToString([]byte("envuser:e-pass"))+`"}}}`)
+	cfgDir := t.TempDir()
+	if err := registrytest.WriteDockerConfig(cfgDir, registrytest.DockerConfig{CredsStore: "store",
+		CredHelpers: map[string]string{"file.example.com": ""},
+		Auths: map[string]registrytest.DockerAuth{
+			"file.example.com": {Username: "bob", Password: "b-pass"},
+			"none.example.com": {RegistryToken: "rt"},
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		want auth.Credential
+	}{
+		{"user.example.com", auth.Credential{Username: "alice", Password: "a-pass"}},
+		{"token.example.com", auth.Credential{RefreshToken: "identity-1"}},
+		{"env.example.com", auth.Credential{Username: "envuser", Password: "e-pass"}},
+		{"file.example.com", auth.Credential{Username: "bob", Password: "b-pass"}}, // an empty credHelpers entry opts out of credsStore
+		{"none.example.com", auth.Credential{AccessToken: "rt"}},                   // not in the helper: the file's entry, as docker's native store
+		{"other.example.com", auth.EmptyCredential},
+	}
+	s := newCredentialStore(cfgDir, 0, nil)
+	for _, tt := range tests {
+		got, err := s.lookup(testContext(t), tt.host)
+		if err != nil || got != tt.want {
+			t.Errorf("lookup(%s) = %+v, %v; want %+v", tt.host, got, err, tt.want)
+		}
+	}
+	if n := helperCalls(t, dir, "store"); n != 4 {
+		t.Errorf("helper ran %d times; want 4 (not for DOCKER_AUTH_CONFIG, nor for the opted-out registry)", n)
 	}
 }
