@@ -430,7 +430,7 @@ func TestStallTimeout(t *testing.T) {
 					}
 				}
 			}},
-		{name: "slow upload above the minimum rate succeeds", match: isUploadPut, blob: small, minRate: 8 << 10, wantCount: 1,
+		{name: "slow upload above the minimum rate succeeds", match: isUploadPut, blob: small, minRate: 4 << 10, wantCount: 1,
 			open: func(b testBlob) func() (io.ReadCloser, error) {
 				return func() (io.ReadCloser, error) {
 					return io.NopCloser(&slowReader{data: b.data, chunk: 1024, delay: timeout / 4}), nil
