@@ -244,7 +244,7 @@ func TestCredentialLookup(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	s := newCredentialStore(dir, nil)
+	s := newCredentialStore(dir, 0, nil)
 	tests := []struct {
 		host string
 		want auth.Credential
@@ -258,7 +258,7 @@ func TestCredentialLookup(t *testing.T) {
 		{"legacy.example.com", auth.Credential{Username: "legacy", Password: "l-pass"}},
 	}
 	for _, tt := range tests {
-		got, err := s.lookup(tt.host)
+		got, err := s.lookup(testContext(t), tt.host)
 		if err != nil || got != tt.want {
 			t.Errorf("lookup(%s) = %+v, %v; want %+v", tt.host, got, err, tt.want)
 		}
@@ -275,7 +275,7 @@ func TestCredentialLookup(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bad, "config.json"), []byte(`{"auths": {"x": {"auth": "!!!"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newCredentialStore(bad, nil).lookup("x"); err == nil {
+	if _, err := newCredentialStore(bad, 0, nil).lookup(testContext(t), "x"); err == nil {
 		t.Error("lookup in a malformed config succeeded")
 	}
 }

@@ -10,12 +10,226 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"syscall"
 
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
+
+// Sentinel errors returned (wrapped with context) by this package.
+var (
+	// ErrNotFound means the manifest or blob does not exist: the registry
+	// answered 404 to a lookup (ResolveManifest, FetchManifest).
+	ErrNotFound = errors.New("not found")
+	// ErrLoginRequired means the registry wants credentials that docker's
+	// configuration does not have; the message tells to run docker login.
+	ErrLoginRequired = errors.New("login required")
+	// ErrUnauthorized means the registry refused the credentials given, or
+	// the scope they grant.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrNotRegistry means the destination does not speak the registry
+	// API (no /v2/ endpoint).
+	ErrNotRegistry = errors.New("not a registry")
+	// ErrStalled means a transfer moved too little for the stall timeout,
+	// or a small request got no complete answer within it.
+	ErrStalled = errors.New("transfer stalled")
+	// ErrTLS means the TLS connection failed (untrusted or invalid
+	// certificate, or a plain-HTTP registry where HTTPS is required), or a
+	// redirect from HTTPS to plain HTTP was refused; the message says
+	// which flag or certs.d file fixes it.
+	//
+	// References: decisions.md D6.
+	ErrTLS = errors.New("tls error")
+	// ErrUnreachable means no connection could be made to the registry:
+	// at the first contact, or for longer than
+	// RegistryOptions.UnreachableTimeout once it had answered. The message
+	// names the registry. After that, every request of the Registry fails
+	// at once with it.
+	ErrUnreachable = errors.New("registry unreachable")
+	// ErrDigestMismatch means the content given for a blob or manifest
+	// does not match its descriptor (size or digest). Such a blob is never
+	// committed to the registry and never retried.
+	//
+	// References: decisions.md D4 (a blob whose bytes do not match its
+	// digest fails only the images that use it).
+	ErrDigestMismatch = errors.New("content does not match its descriptor")
+)
+
+// class is what a failure means for retries and for the sentinel it gets.
+// classify is the one place that decides it.
+type class int
+
+const (
+	// classOther is any other failure: final, returned as it is.
+	classOther class = iota
+	// classCanceled: the caller's context ended.
+	classCanceled
+	// classNotFound: 404, or oras' errdef.ErrNotFound.
+	classNotFound
+	// classNoCredentials: a Basic challenge and no credentials.
+	classNoCredentials
+	// classDenied: 401 or 403.
+	classDenied
+	// classStalled: ErrStalled, from the stall watch or a request deadline.
+	classStalled
+	// classTLS: certificate, handshake or scheme mismatch.
+	classTLS
+	// classUnreachable: ErrUnreachable, already decided.
+	classUnreachable
+	// classNetwork: a connection refused, reset, cut or timed out, or a
+	// name that does not resolve. Before any answer (a request that
+	// failed) it is a connection failure; after one (a body cut) it is
+	// transient.
+	classNetwork
+	// classTransient: 408, 429, 5xx other than 501 and 505.
+	classTransient
+	// classUploadLost: the registry lost or received a truncated upload
+	// (DIGEST_INVALID, SIZE_INVALID, BLOB_UPLOAD_INVALID,
+	// BLOB_UPLOAD_UNKNOWN on 400, 404 or 416). Our bytes were verified
+	// while streaming, so the upload is worth repeating.
+	classUploadLost
+	// classTooLarge: 413, a body limit (e.g. a proxy's).
+	classTooLarge
+	// classRange: 416 without an upload error code: the registry has a
+	// different offset for a chunked upload.
+	classRange
+	// classContent: ErrDigestMismatch or a failure of the blob's source.
+	classContent
+)
+
+// classify returns the class of err from its types, HTTP status and
+// registry error codes (never from its message).
+func classify(err error) class {
+	var (
+		er  *errcode.ErrorResponse
+		dns *net.DNSError
+		ne  net.Error
+	)
+	switch {
+	case err == nil:
+		return classOther
+	case errors.Is(err, ErrStalled):
+		return classStalled
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return classCanceled
+	case errors.Is(err, ErrUnreachable):
+		return classUnreachable
+	case errors.Is(err, ErrDigestMismatch), errors.Is(err, errSource):
+		return classContent
+	case errors.Is(err, ErrTLS), isTLSError(err):
+		return classTLS
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return classNoCredentials
+	case errors.Is(err, ErrLoginRequired):
+		return classNoCredentials
+	case errors.Is(err, ErrUnauthorized):
+		return classDenied
+	case errors.Is(err, ErrNotFound):
+		return classNotFound
+	case errors.As(err, &er):
+		switch er.StatusCode {
+		case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable:
+			if hasErrorCode(er, errcode.ErrorCodeDigestInvalid, errcode.ErrorCodeSizeInvalid,
+				errcode.ErrorCodeBlobUploadInvalid, errcode.ErrorCodeBlobUploadUnknown) {
+				return classUploadLost
+			}
+		}
+		return classifyStatus(er.StatusCode)
+	case errors.Is(err, errdef.ErrNotFound):
+		return classNotFound
+	case errors.As(err, &dns):
+		return classNetwork
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return classNetwork
+	case errors.As(err, &ne) && ne.Timeout():
+		return classNetwork
+	case errors.As(err, new(*net.OpError)):
+		return classNetwork
+	}
+	return classOther
+}
+
+// classifyStatus returns the class of an HTTP error status.
+func classifyStatus(code int) class {
+	switch {
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return classDenied
+	case code == http.StatusNotFound:
+		return classNotFound
+	case code == http.StatusRequestEntityTooLarge:
+		return classTooLarge
+	case code == http.StatusRequestedRangeNotSatisfiable:
+		return classRange
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return classTransient
+	case code == http.StatusNotImplemented, code == http.StatusHTTPVersionNotSupported:
+		return classOther
+	case code >= 500 && code <= 599:
+		return classTransient
+	}
+	return classOther
+}
+
+// beforeAnswer reports whether err is the failure of a request as a whole
+// (net/http's *url.Error: no answer came), rather than of reading an
+// answer's body.
+func beforeAnswer(err error) bool {
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
+// isTLSError reports whether err comes from the TLS layer: certificate
+// verification, a record that is not TLS, an alert from the server, or a
+// plain-HTTP answer to an HTTPS request.
+func isTLSError(err error) bool {
+	var (
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		he  x509.HostnameError
+		cie x509.CertificateInvalidError
+		rhe tls.RecordHeaderError
+		ae  tls.AlertError
+	)
+	return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &he) ||
+		errors.As(err, &cie) || errors.As(err, &rhe) || errors.As(err, &ae) ||
+		isRemoteAlert(err) || errors.Is(err, http.ErrSchemeMismatch)
+}
+
+// isRemoteAlert reports whether err is a TLS alert sent by the server (for
+// instance when it wants a client certificate): crypto/tls reports those
+// as a *net.OpError with Op "remote error".
+func isRemoteAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
+}
+
+// hasErrorCode reports whether a registry error response carries one of
+// codes.
+func hasErrorCode(er *errcode.ErrorResponse, codes ...string) bool {
+	for _, e := range er.Errors {
+		for _, c := range codes {
+			if e.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// statusCode returns the HTTP status of a registry error response in err's
+// chain, or 0.
+func statusCode(err error) int {
+	var er *errcode.ErrorResponse
+	if errors.As(err, &er) {
+		return er.StatusCode
+	}
+	return 0
+}
 
 // detailedError is an error with its own message whose chain holds a
 // sentinel and the cause, so that errors.Is and errors.As see both.
@@ -60,10 +274,7 @@ func describe(err error) string {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.Err != nil {
-		if isHeaderTimeout(ue.Err) {
-			return "no response from the registry in time"
-		}
-		return ue.Err.Error()
+		return describe(ue.Err)
 	}
 	return err.Error()
 }
@@ -77,158 +288,44 @@ func statusText(er *errcode.ErrorResponse) string {
 	return s
 }
 
-// statusCode returns the HTTP status of a registry error response in err's
-// chain, or 0.
-func statusCode(err error) int {
-	var er *errcode.ErrorResponse
-	if errors.As(err, &er) {
-		return er.StatusCode
+// mapError gives the failure of op its sentinel, by class: the caller's
+// cancellation as it is; ErrNotFound for a 404 when notFound (a lookup:
+// elsewhere a 404 is no proof of absence); ErrLoginRequired or
+// ErrUnauthorized for refusals; ErrTLS with a hint; ErrStalled,
+// ErrUnreachable, ErrDigestMismatch and source errors kept. The message
+// names op.
+func (r *Registry) mapError(ctx context.Context, op string, err error, notFound bool) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, context.Cause(ctx))
 	}
-	return 0
-}
-
-// hasErrorCode reports whether a registry error response in err's chain
-// carries one of codes.
-func hasErrorCode(err error, codes ...string) bool {
-	var er *errcode.ErrorResponse
-	if !errors.As(err, &er) {
-		return false
-	}
-	for _, e := range er.Errors {
-		for _, c := range codes {
-			if e.Code == c {
-				return true
-			}
+	switch classify(err) {
+	case classNotFound:
+		if notFound {
+			return newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
+		}
+	case classNoCredentials:
+		if !errors.Is(err, ErrLoginRequired) {
+			return opError(op, newError(ErrLoginRequired, err, r.loginRequired().Error()))
+		}
+	case classDenied:
+		return opError(op, r.deniedError(ctx, err))
+	case classTLS:
+		if !errors.Is(err, ErrTLS) {
+			return opError(op, r.tlsError(err))
 		}
 	}
-	return false
+	return opError(op, err)
 }
 
-// isNotFound reports whether err means the manifest, blob or repository
-// does not exist.
-func isNotFound(err error) bool {
-	if errors.Is(err, errdef.ErrNotFound) || statusCode(err) == http.StatusNotFound {
-		return true
+// deniedError gives a 401 or 403 answer its sentinel and a hint:
+// ErrLoginRequired for a 401 when docker has no credentials for the
+// registry, else ErrUnauthorized.
+func (r *Registry) deniedError(ctx context.Context, err error) error {
+	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
+		return err
 	}
-	return hasErrorCode(err, errcode.ErrorCodeManifestUnknown, errcode.ErrorCodeNameUnknown, errcode.ErrorCodeBlobUnknown)
-}
-
-// isDenied reports whether err is a refusal of credentials or scope.
-func isDenied(err error) bool {
-	c := statusCode(err)
-	return c == http.StatusUnauthorized || c == http.StatusForbidden
-}
-
-// isHeaderTimeout reports whether err is http.Transport's
-// ResponseHeaderTimeout.
-func isHeaderTimeout(err error) bool {
-	return chainHas(err, func(e error) bool { return strings.Contains(e.Error(), "timeout awaiting response headers") })
-}
-
-// chainHas reports whether f holds for err or any error in its chain.
-func chainHas(err error, f func(error) bool) bool {
-	if err == nil {
-		return false
+	if cred, cerr := r.creds.lookup(ctx, r.host); cerr == nil && cred == auth.EmptyCredential && statusCode(err) == http.StatusUnauthorized {
+		return newError(ErrLoginRequired, err, fmt.Sprintf("%s (run `docker login %s`)", describe(err), r.host))
 	}
-	if f(err) {
-		return true
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		return chainHas(u.Unwrap(), f)
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			if chainHas(e, f) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isTLSError reports whether err comes from the TLS layer: verification,
-// handshake, or a plain-HTTP server answering an HTTPS client.
-func isTLSError(err error) bool {
-	if err == nil {
-		return false
-	}
-	var (
-		cve *tls.CertificateVerificationError
-		uae x509.UnknownAuthorityError
-		he  x509.HostnameError
-		cie x509.CertificateInvalidError
-		rhe tls.RecordHeaderError
-		ae  tls.AlertError
-	)
-	switch {
-	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &he),
-		errors.As(err, &cie), errors.As(err, &rhe), errors.As(err, &ae):
-		return true
-	}
-	msg := err.Error()
-	return isPlainHTTPAnswer(err) || strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ")
-}
-
-// isPlainHTTPAnswer reports whether err is net/http's "server gave HTTP
-// response to HTTPS client".
-func isPlainHTTPAnswer(err error) bool {
-	return chainHas(err, func(e error) bool { return strings.Contains(e.Error(), "server gave HTTP response to HTTPS client") })
-}
-
-// isUnknownAuthority reports whether err is a certificate signed by an
-// authority we do not trust.
-func isUnknownAuthority(err error) bool {
-	var uae x509.UnknownAuthorityError
-	return errors.As(err, &uae) || chainHas(err, func(e error) bool { return strings.Contains(e.Error(), "unknown authority") })
-}
-
-// retryableNetError reports whether a transport error is worth another
-// attempt: cut or reset connections, unexpected EOFs and timeouts other
-// than the response-header (stall) timeout. Refused connections, TLS
-// failures, DNS failures and cancellations are not.
-func retryableNetError(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		isHeaderTimeout(err) || isTLSError(err) || errors.Is(err, syscall.ECONNREFUSED) {
-		return false
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return dnsErr.IsTemporary || dnsErr.IsTimeout
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	msg := err.Error()
-	for _, s := range []string{
-		"connection reset", "broken pipe", "unexpected EOF", "server closed",
-		"transport connection broken", "use of closed network connection",
-		"connection was aborted",
-	} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op != "dial"
-}
-
-// retryableStatus reports whether an HTTP status is worth another attempt.
-func retryableStatus(code int) bool {
-	switch {
-	case code == http.StatusTooManyRequests, code == http.StatusRequestTimeout:
-		return true
-	case code == http.StatusNotImplemented, code == http.StatusHTTPVersionNotSupported:
-		return false
-	default:
-		return code >= 500 && code <= 599
-	}
+	return newError(ErrUnauthorized, err, fmt.Sprintf("%s (the credentials for %s were refused or lack this access)", describe(err), r.host))
 }

@@ -13,12 +13,14 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
-// IsHarbor reports whether the registry is Harbor v2 (GET /api/v2.0/ping
-// answers 200). It uses the registry's settled scheme and transport; any
-// answer other than 200 means "not Harbor", a transport failure is an
-// error.
+// IsHarbor reports whether the registry is Harbor v2: GET /api/v2.0/ping
+// answers 200 with the body "Pong" (Harbor's ping handler, text/plain;
+// a JSON string "Pong" is accepted too). It uses the registry's settled
+// scheme and transport; any other answer means "not Harbor", a transport
+// failure is an error.
 //
-// References: hangar-load.md 2.6, 5.15.
+// References: hangar-load.md 2.6, 5.15; Harbor's API
+// (src/server/v2.0/handler/ping.go: GetPing answers "Pong").
 func (r *Registry) IsHarbor(ctx context.Context) (bool, error) {
 	if _, _, err := r.scheme(ctx); err != nil {
 		return false, err
@@ -30,8 +32,9 @@ func (r *Registry) IsHarbor(ctx context.Context) (bool, error) {
 		}
 		return false, fmt.Errorf("detect harbor: %w", r.connError(err))
 	}
-	r.debugf("registry %s: GET /api/v2.0/ping answered %d", r.host, p.status)
-	return p.status == http.StatusOK, nil
+	body := strings.TrimSpace(string(p.body))
+	r.debugf("registry %s: GET /api/v2.0/ping answered %d (%d bytes)", r.host, p.status, len(p.body))
+	return p.status == http.StatusOK && (body == "Pong" || body == `"Pong"`), nil
 }
 
 // harborProject is the body of Harbor's project creation; the field order
@@ -61,7 +64,7 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	if _, _, err := r.scheme(ctx); err != nil {
 		return false, err
 	}
-	cred, err := r.creds.lookup(r.host)
+	cred, err := r.creds.lookup(ctx, r.host)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}

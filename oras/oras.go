@@ -1,24 +1,58 @@
 // Package oras gives the loader its access to registries: oras-go v2
 // repositories authenticated with docker's credentials, a transport that
 // behaves like docker's (TLS, certs.d, loopback plain-HTTP fallback,
-// proxies), retries with backoff, a stall timeout, the login probe and
+// proxies), retries with backoff, stall limits, the login probe and
 // Harbor's project API.
 //
 // A Registry settles its scheme (HTTPS, or plain HTTP where D6 allows it)
-// with the first request, normally Ping's GET /v2/, and keeps it. Requests
-// with a rewindable body (manifests, HEADs, GETs, Harbor calls) are retried
-// by the transport; blob uploads, which stream from the archive, are
-// retried whole (new POST and PUT, open called again) by PushBlob and
-// MountBlob. Up to RegistryOptions.MaxAttempts attempts are made, with
-// exponential backoff and jitter or the registry's Retry-After. 401, 403,
-// 404, content mismatches, source read errors and stalls are never retried.
+// with the first request, normally Ping's GET /v2/, and keeps it;
+// concurrent callers share that request and each returns on its own
+// context's end.
+//
+// Retries. Requests whose body can be rewound (pings, tokens, HEADs,
+// manifests, Harbor calls) are retried by the transport; blob uploads,
+// which stream from the archive, are retried whole (open is called again)
+// by PushBlob and MountBlob. Retried, up to RegistryOptions.MaxAttempts
+// attempts with exponential backoff and jitter or the registry's
+// Retry-After: 408, 429, 5xx other than 501 and 505, connections cut
+// after an answer began, and uploads the registry lost or received
+// truncated (DIGEST_INVALID, SIZE_INVALID, BLOB_UPLOAD_INVALID,
+// BLOB_UPLOAD_UNKNOWN, 416). Connection failures (refused, reset or EOF
+// before any answer) are retried like those while the registry answers
+// other requests; while it answers none they are retried beyond
+// MaxAttempts, until it has been unreachable for
+// RegistryOptions.UnreachableTimeout, shared by all requests of the
+// Registry: then they fail with ErrUnreachable, and so does every later
+// request, at once. A registry that never answered fails the first
+// contact with ErrUnreachable at once. Never retried: 401, 403, 404,
+// other 4xx, content mismatches, source read errors, stalls and TLS
+// errors. (The auth flow itself answers a 401 challenge once with
+// credentials or a fresh token; a chunked upload whose token expires
+// mid-way asks for a new one once per chunk.)
+//
+// Limits (RegistryOptions.StallTimeout, T): a small request must be
+// answered completely within T; a blob upload must send at least
+// T × MinTransferRate bytes in every window of T and be answered within T
+// of its last byte. Else it fails with ErrStalled.
+//
+// Large blobs: a blob is uploaded in one PUT until the registry (or a
+// proxy before it) answers 413; the Registry then uploads blobs larger
+// than its chunk size in chunks (PATCH with Content-Range), halving the
+// chunk size at each 413 (RegistryOptions.MaxChunkSize forces chunks).
 //
 // Errors carry a sentinel (ErrNotFound, ErrLoginRequired, ErrUnauthorized,
 // ErrNotRegistry, ErrStalled, ErrTLS, ErrUnreachable, ErrDigestMismatch)
 // for errors.Is, name the operation, blob or manifest and repository, and
-// never hold a secret.
+// never hold a secret. ErrNotFound comes only from lookups
+// (ResolveManifest, FetchManifest); ManifestExists and BlobExists answer
+// false instead.
 //
-// References: decisions.md D2, D4, D5, D6; hangar-load.md 2.6, 2.15, 5.15.
+// Credentials are sent only to the registry's own origin, and for a token
+// to the realm its challenge names (as docker does); never along a
+// redirect to another origin, and no redirect may leave HTTPS.
+//
+// References: decisions.md D2, D4, D5, D6; hangar-load.md 2.6, 2.15, 5.15;
+// OCI distribution-spec v1.1 (pushing blobs, in chunks, mounting).
 package oras
 
 import (
@@ -32,10 +66,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/cli/cli/config"
@@ -48,42 +82,9 @@ import (
 	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
-// Sentinel errors returned (wrapped with context) by this package.
-var (
-	// ErrNotFound means the manifest or blob does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrLoginRequired means the registry wants credentials that docker's
-	// configuration does not have; the message tells to run docker login.
-	ErrLoginRequired = errors.New("login required")
-	// ErrUnauthorized means the registry refused the credentials given, or
-	// the scope they grant.
-	ErrUnauthorized = errors.New("unauthorized")
-	// ErrNotRegistry means the destination does not speak the registry
-	// API (no /v2/ endpoint).
-	ErrNotRegistry = errors.New("not a registry")
-	// ErrStalled means a transfer made no progress for the stall timeout.
-	ErrStalled = errors.New("transfer stalled")
-	// ErrTLS means the TLS connection failed (untrusted or invalid
-	// certificate, or a plain-HTTP registry where HTTPS is required); the
-	// message says which flag or certs.d file fixes it.
-	//
-	// References: decisions.md D6.
-	ErrTLS = errors.New("tls error")
-	// ErrUnreachable means no connection could be made to the registry
-	// (refused, unknown host, ...).
-	ErrUnreachable = errors.New("registry unreachable")
-	// ErrDigestMismatch means the content given for a blob or manifest
-	// does not match its descriptor (size or digest). Such a blob is never
-	// committed to the registry and never retried.
-	//
-	// References: decisions.md D4 (a blob whose bytes do not match its
-	// digest fails only the images that use it).
-	ErrDigestMismatch = errors.New("content does not match its descriptor")
-)
-
-// MaxManifestSize bounds the manifests read and pushed: 4 MiB, the limit of
-// the distribution registry (maxManifestBodySize) that most registries,
-// Harbor included, run.
+// MaxManifestSize bounds the manifests (and image configs) read or
+// written: distribution's limit on a manifest PUT body (4 MiB,
+// registry/handlers/manifests.go maxManifestBodySize).
 const MaxManifestSize = 4 << 20
 
 // manifestMediaTypes are the manifest types accepted when fetching.
@@ -107,14 +108,40 @@ type RegistryOptions struct {
 	//
 	// References: decisions.md D6.
 	TLSVerify *bool
-	// StallTimeout fails a transfer that makes no progress for this long;
-	// zero disables it. It is also the transport's ResponseHeaderTimeout.
+	// StallTimeout T bounds the requests; zero disables the limits. A
+	// small request (ping, token, HEAD, manifest, upload POST and final
+	// PUT, Harbor API) fails when it is not answered completely within T.
+	// A blob upload fails when it sends fewer than T × MinTransferRate
+	// bytes (at least one) in any window of T, or gets no answer within T
+	// of its last byte; a blob download likewise. The error wraps
+	// ErrStalled.
 	//
 	// References: decisions.md D2.
 	StallTimeout time.Duration
 	// MaxAttempts bounds the attempts of each request or upload (>= 1;
-	// smaller values mean 1).
+	// smaller values mean 1), except after connection failures while the
+	// registry answers nothing (see UnreachableTimeout).
 	MaxAttempts int
+	// UnreachableTimeout bounds how long requests wait for a registry that
+	// answered before and now accepts no connection (restarting, killed):
+	// they are retried with backoff (at most a second apart) until it
+	// answers again, or until it has answered nothing for this long; then
+	// every request of the Registry fails with ErrUnreachable. Zero or
+	// less means DefaultUnreachableTimeout (30 s).
+	UnreachableTimeout time.Duration
+	// MaxChunkSize, when positive, uploads blobs larger than it in chunks
+	// of at most that many bytes. Zero uploads each blob in one request
+	// until a body is refused as too large (413, e.g. nginx's
+	// client_max_body_size); from then on the Registry uploads larger
+	// blobs in chunks of DefaultChunkSize (64 MiB) or half the refused
+	// body, whichever is smaller. Every 413 halves the chunk size again,
+	// down to MinChunkSize (64 KiB).
+	MaxChunkSize int64
+	// CredentialHelperTimeout bounds each run of a docker credential
+	// helper (credsStore, credHelpers); the helper and its children are
+	// killed when it passes or the caller gives up. Zero or less means
+	// DefaultCredentialHelperTimeout (30 s).
+	CredentialHelperTimeout time.Duration
 	// Debugf, when set, receives debug lines (never secrets).
 	Debugf func(format string, args ...any)
 	// UserAgent is sent with every request.
@@ -133,11 +160,19 @@ type RegistryOptions struct {
 	// dial replaces the dialer and disables proxies (tests map names to
 	// loopback).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// minRate replaces MinTransferRate when positive (tests).
+	minRate int64
 }
 
 // DefaultRegistryOptions returns the options used unless told otherwise.
 func DefaultRegistryOptions() RegistryOptions {
-	return RegistryOptions{StallTimeout: 10 * time.Minute, MaxAttempts: 6, UserAgent: "docker-hangar"}
+	return RegistryOptions{
+		StallTimeout:            10 * time.Minute,
+		MaxAttempts:             6,
+		UnreachableTimeout:      DefaultUnreachableTimeout,
+		CredentialHelperTimeout: DefaultCredentialHelperTimeout,
+		UserAgent:               "docker-hangar",
+	}
 }
 
 // Registry is one destination registry. It is safe for concurrent use.
@@ -148,14 +183,17 @@ type Registry struct {
 	mode     tlsMode
 	policy   *policy
 	creds    *credentialStore
+	reach    *reachability
 
 	transport *http.Transport
 	client    *http.Client // retrying, no credentials
 	auth      *auth.Client // retrying, docker credentials
 	upload    *auth.Client // no transport retries (uploads retry whole)
 
+	schemeOnce flight[schemeResult]
+	chunkSize  atomic.Int64 // 0: monolithic uploads
+
 	mu        sync.Mutex
-	settled   bool
 	plainHTTP bool
 }
 
@@ -179,6 +217,15 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	if opts.StallTimeout < 0 {
 		opts.StallTimeout = 0
 	}
+	if opts.UnreachableTimeout <= 0 {
+		opts.UnreachableTimeout = DefaultUnreachableTimeout
+	}
+	if opts.minRate <= 0 {
+		opts.minRate = MinTransferRate
+	}
+	if opts.MaxChunkSize < 0 {
+		opts.MaxChunkSize = 0
+	}
 	r := &Registry{
 		host:     host,
 		endpoint: ref.Host(),
@@ -186,7 +233,9 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 		mode:     modeFor(host, opts.TLSVerify),
 		policy:   &policy{maxAttempts: opts.MaxAttempts, base: opts.backoff},
 	}
-	r.creds = newCredentialStore(opts.ConfigDir, opts.Debugf)
+	r.reach = &reachability{host: host, bound: opts.UnreachableTimeout, debugf: r.debugf}
+	r.chunkSize.Store(opts.MaxChunkSize)
+	r.creds = newCredentialStore(opts.ConfigDir, opts.CredentialHelperTimeout, opts.Debugf)
 	configDir := opts.ConfigDir
 	if configDir == "" {
 		configDir = config.Dir()
@@ -196,8 +245,19 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
 	r.transport = newTransport(conf, opts)
-	base := &observer{base: r.transport, debugf: opts.Debugf, stall: opts.StallTimeout}
-	r.client = &http.Client{Transport: &retry.Transport{Base: base, Policy: func() retry.Policy { return r.policy }}}
+	base := &observer{
+		base:     r.transport,
+		debugf:   opts.Debugf,
+		stall:    opts.StallTimeout,
+		minBytes: windowBytes(opts.StallTimeout, opts.minRate),
+		reach:    r.reach,
+	}
+	r.client = &http.Client{
+		Transport: &retry.Transport{Base: base, Policy: func() retry.Policy {
+			return &requestPolicy{p: r.policy, conn: connRetry{p: r.policy, reach: r.reach}}
+		}},
+		CheckRedirect: r.checkRedirect,
+	}
 	header := http.Header{}
 	if opts.UserAgent != "" {
 		header.Set("User-Agent", opts.UserAgent)
@@ -205,7 +265,7 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	cache := auth.NewCache()
 	credFunc := r.creds.credentialFunc(host)
 	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
-	r.upload = &auth.Client{Client: &http.Client{Transport: base}, Header: header, Credential: credFunc, Cache: cache}
+	r.upload = &auth.Client{Client: &http.Client{Transport: base, CheckRedirect: r.checkRedirect}, Header: header, Credential: credFunc, Cache: cache}
 	return r, nil
 }
 
@@ -223,7 +283,7 @@ func (r *Registry) debugf(format string, args ...any) {
 // <host>`"), and refused credentials with ErrUnauthorized. Without it only
 // reachability (and the scheme) is checked. A server that does not answer
 // like a registry gives ErrNotRegistry, an unreachable one ErrUnreachable,
-// a TLS failure ErrTLS.
+// a TLS failure ErrTLS, no answer within the stall timeout ErrStalled.
 //
 // References: decisions.md D5, D6.
 func (r *Registry) Ping(ctx context.Context, requireLogin bool) error {
@@ -249,7 +309,7 @@ func (r *Registry) Ping(ctx context.Context, requireLogin bool) error {
 		if !requireLogin {
 			return nil
 		}
-		cred, err := r.creds.lookup(r.host)
+		cred, err := r.creds.lookup(ctx, r.host)
 		if err != nil {
 			return err
 		}
@@ -268,8 +328,8 @@ func (r *Registry) Ping(ctx context.Context, requireLogin bool) error {
 
 func looksLikeHTML(p *probe) bool {
 	mt, _, _ := mime.ParseMediaType(p.header.Get("Content-Type"))
-	return mt == "text/html" || bytes.HasPrefix(bytes.TrimSpace(bytes.ToLower(p.body)), []byte("<!doctype html")) ||
-		bytes.HasPrefix(bytes.TrimSpace(bytes.ToLower(p.body)), []byte("<html"))
+	body := bytes.TrimSpace(bytes.ToLower(p.body))
+	return mt == "text/html" || bytes.HasPrefix(body, []byte("<!doctype html")) || bytes.HasPrefix(body, []byte("<html"))
 }
 
 func (r *Registry) notRegistry(p *probe) error {
@@ -290,13 +350,17 @@ func (r *Registry) checkLogin(ctx context.Context) error {
 	}
 	resp, err := r.auth.Do(req)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return context.Cause(ctx)
-		case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		switch classify(err) {
+		case classCanceled:
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+		case classNoCredentials:
 			return r.loginRequired()
-		case isDenied(err):
+		case classDenied:
 			return r.wrongCredentials(err)
+		case classStalled, classTLS, classNetwork, classUnreachable:
+			return r.connError(err)
 		}
 		return fmt.Errorf("log in to %s: %s", r.host, describe(err))
 	}
@@ -315,39 +379,6 @@ func (r *Registry) checkLogin(ctx context.Context) error {
 
 func (r *Registry) wrongCredentials(cause error) error {
 	return newError(ErrUnauthorized, cause, fmt.Sprintf("wrong username or password for %s (run `docker login %s`)", r.host, r.host))
-}
-
-// deniedError gives a 401 or 403 answer its sentinel and a hint:
-// ErrLoginRequired for a 401 when docker has no credentials for the
-// registry, else ErrUnauthorized.
-func (r *Registry) deniedError(err error) error {
-	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
-		return err
-	}
-	if cred, cerr := r.creds.lookup(r.host); cerr == nil && cred == auth.EmptyCredential && statusCode(err) == http.StatusUnauthorized {
-		return newError(ErrLoginRequired, err, fmt.Sprintf("%s (run `docker login %s`)", describe(err), r.host))
-	}
-	return newError(ErrUnauthorized, err, fmt.Sprintf("%s (the credentials for %s were refused or lack this access)", describe(err), r.host))
-}
-
-// mapError gives a failed request of op its sentinel: ErrUnauthorized,
-// ErrLoginRequired, ErrStalled or (with notFound) ErrNotFound.
-func (r *Registry) mapError(ctx context.Context, op string, err error, notFound bool) error {
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("%s: %w", op, context.Cause(ctx))
-	case notFound && isNotFound(err):
-		return newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
-	case errors.Is(err, auth.ErrBasicCredentialNotFound):
-		return opError(op, r.loginRequired())
-	case isDenied(err):
-		return opError(op, r.deniedError(err))
-	case isHeaderTimeout(err):
-		return opError(op, newError(ErrStalled, err, fmt.Sprintf("transfer stalled: no answer from the registry for %s", r.opts.StallTimeout)))
-	case isTLSError(err):
-		return opError(op, r.tlsError(err))
-	}
-	return opError(op, err)
 }
 
 // Repository returns the repository name (e.g. "library/nginx").
@@ -386,6 +417,7 @@ func (r *Repository) remotes(ctx context.Context) (repo, upload *remote.Reposito
 				Reference:          r.ref,
 				PlainHTTP:          plainHTTP,
 				ManifestMediaTypes: manifestMediaTypes,
+				MaxMetadataBytes:   MaxManifestSize,
 			}
 			// Never let oras create referrers tag indexes: the registry
 			// must end up with Hangar's tags only.
@@ -417,7 +449,9 @@ func (r *Repository) BlobExists(ctx context.Context, desc ocispec.Descriptor) (b
 
 // PushBlob uploads a blob, calling open for a fresh reader of its bytes on
 // each attempt; retryable failures (5xx, 429, resets, cut uploads) are
-// retried with backoff, and a stalled transfer fails with ErrStalled.
+// retried with backoff, and a stalled transfer fails with ErrStalled. A
+// blob larger than the Registry's chunk size goes in chunks (see
+// RegistryOptions.MaxChunkSize).
 //
 // The bytes are checked against desc while streaming: a mismatch fails
 // with ErrDigestMismatch before the registry can commit them. Errors from
@@ -431,15 +465,37 @@ func (r *Repository) PushBlob(ctx context.Context, desc ocispec.Descriptor, open
 	if err != nil {
 		return err
 	}
-	return r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
-		body := newUploadBody(desc, open, r.reg.opts.StallTimeout, cancel)
-		defer body.Close()
-		err := up.Push(ctx, desc, body)
-		if cerr := body.contentErr(); cerr != nil && err != nil {
-			return cerr
+	chunked := &chunkedUpload{}
+	return r.reg.retry(ctx, op, func(ctx context.Context) error {
+		if r.useChunks(desc) {
+			_, err := r.pushChunked(ctx, desc, open, "", chunked)
+			return err
 		}
-		return err
+		body := newUploadBody(desc, open)
+		defer body.Close()
+		return r.monolithicError(up.Push(ctx, desc, body), body, desc)
 	})
+}
+
+// useChunks reports whether desc is uploaded in chunks.
+func (r *Repository) useChunks(desc ocispec.Descriptor) bool {
+	size := r.reg.chunkSize.Load()
+	return size > 0 && desc.Size > size
+}
+
+// monolithicError is the error of a one-request upload attempt: the
+// content error when the body met one, errRetryNow (in chunks) for a 413.
+func (r *Repository) monolithicError(err error, body *uploadBody, desc ocispec.Descriptor) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := body.contentErr(); cerr != nil {
+		return cerr
+	}
+	if classify(err) == classTooLarge {
+		return r.reg.tooLarge(err, desc.Size)
+	}
+	return err
 }
 
 // MountBlob mounts a blob from another repository of the same registry;
@@ -461,19 +517,22 @@ func (r *Repository) MountBlob(ctx context.Context, desc ocispec.Descriptor, fro
 	if err != nil {
 		return false, err
 	}
-	err = r.reg.retry(ctx, op, func(ctx context.Context, cancel context.CancelCauseFunc) error {
-		body := newUploadBody(desc, open, r.reg.opts.StallTimeout, cancel)
+	chunked := &chunkedUpload{}
+	err = r.reg.retry(ctx, op, func(ctx context.Context) error {
+		if r.useChunks(desc) {
+			m, err := r.pushChunked(ctx, desc, open, from, chunked)
+			mounted = m
+			return err
+		}
+		body := newUploadBody(desc, open)
 		defer body.Close()
 		uploaded := false
 		err := up.Mount(ctx, desc, from, func() (io.ReadCloser, error) {
 			uploaded = true
 			return body, nil
 		})
-		if cerr := body.contentErr(); cerr != nil && err != nil {
-			return cerr
-		}
 		mounted = err == nil && !uploaded
-		return err
+		return r.monolithicError(err, body, desc)
 	})
 	if err != nil {
 		return false, err
@@ -496,7 +555,7 @@ func validateBlob(desc ocispec.Descriptor, open func() (io.ReadCloser, error)) e
 }
 
 // ManifestExists reports whether the repository has the manifest (HEAD
-// by digest).
+// by digest): false when the registry answers 404.
 func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
 	op := fmt.Sprintf("check manifest %s in %s", desc.Digest, r.name)
 	if err := desc.Digest.Validate(); err != nil {
@@ -508,7 +567,7 @@ func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor
 	}
 	ok, err := repo.Manifests().Exists(ctx, desc)
 	if err != nil {
-		if isNotFound(err) {
+		if classify(err) == classNotFound {
 			return false, nil
 		}
 		return false, r.reg.mapError(ctx, op, err, false)
@@ -518,22 +577,31 @@ func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor
 
 // PushManifest pushes manifest bytes (exactly as given) with desc's media
 // type, to reference (a tag), or by digest when reference is empty. body
-// must match desc's size and digest (else ErrDigestMismatch). The request
-// is retried by the transport (the body is rewound).
+// must match desc's size and digest (else ErrDigestMismatch) and be at
+// most MaxManifestSize. The request is retried by the transport (the body
+// is rewound). A 404 (e.g. a missing Harbor project) is a plain error, not
+// ErrNotFound.
 func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, body []byte, reference string) error {
 	target := reference
 	if target == "" {
 		target = desc.Digest.String()
 	}
 	op := fmt.Sprintf("push manifest %s to %s:%s", desc.Digest, r.name, target)
-	if reference != "" && strings.Contains(reference, "@") {
-		return fmt.Errorf("%s: invalid tag %q", op, reference)
+	if reference != "" {
+		ref := r.ref
+		ref.Reference = reference
+		if err := ref.ValidateReferenceAsTag(); err != nil {
+			return fmt.Errorf("%s: invalid tag %q", op, reference)
+		}
 	}
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("%s: invalid digest: %w", op, err)
 	}
 	if desc.MediaType == "" {
 		return fmt.Errorf("%s: no media type", op)
+	}
+	if len(body) > MaxManifestSize {
+		return fmt.Errorf("%s: manifest of %d bytes is larger than %d", op, len(body), MaxManifestSize)
 	}
 	if int64(len(body)) != desc.Size || desc.Digest.Algorithm().FromBytes(body) != desc.Digest {
 		return opError(op, newError(ErrDigestMismatch, nil, fmt.Sprintf("manifest bytes (%d, %s) do not match the descriptor (%d)",
@@ -565,18 +633,16 @@ func (r *Repository) ResolveManifest(ctx context.Context, reference string) (oci
 	}
 	desc, err := repo.Manifests().Resolve(ctx, reference)
 	if err != nil {
-		if isNotFound(err) {
-			return ocispec.Descriptor{}, newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
-		}
-		return ocispec.Descriptor{}, r.reg.mapError(ctx, op, err, false)
+		return ocispec.Descriptor{}, r.reg.mapError(ctx, op, err, true)
 	}
 	return desc, nil
 }
 
-// FetchManifest fetches the manifest at reference (tag or digest). A tag or
-// digest that does not exist gives an error wrapping ErrNotFound; any other
-// failure (401, 5xx after retries, timeouts) is returned as such and must
-// not be taken for absence.
+// FetchManifest fetches the manifest at reference (tag or digest), of at
+// most MaxManifestSize bytes. A tag or digest that does not exist gives an
+// error wrapping ErrNotFound; any other failure (401, 5xx after retries,
+// timeouts) is returned as such and must not be taken for absence. An
+// answer cut while its body is read is retried.
 //
 // References: decisions.md D4.
 func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error) {
@@ -592,32 +658,25 @@ func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocisp
 		desc ocispec.Descriptor
 		body []byte
 	)
-	err = r.reg.retry(ctx, op, func(ctx context.Context, _ context.CancelCauseFunc) error {
+	err = r.reg.retry(ctx, op, func(ctx context.Context) error {
 		d, rc, err := repo.FetchReference(ctx, reference)
 		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) || !retryableNetError(err) {
-				// The transport already retried this request.
-				return newError(errFinal, err, describe(err))
-			}
-			return err // a body cut while oras read it
+			// The transport retried what was worth it.
+			return newError(errFinal, err, describe(err))
 		}
 		defer rc.Close()
 		if d.Size > MaxManifestSize {
-			return fmt.Errorf("manifest of %d bytes is larger than %d", d.Size, MaxManifestSize)
+			return newError(errFinal, nil, fmt.Sprintf("manifest of %d bytes is larger than %d", d.Size, MaxManifestSize))
 		}
 		b, err := content.ReadAll(rc, d)
 		if err != nil {
-			return err
+			return err // a body cut while oras read it is retried
 		}
 		desc, body = d, b
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrStalled) || errors.Is(err, ErrLoginRequired) {
-			return ocispec.Descriptor{}, nil, err
-		}
-		if isNotFound(err) {
+		if classify(err) == classNotFound && !errors.Is(err, ErrNotFound) {
 			return ocispec.Descriptor{}, nil, newError(ErrNotFound, err, op+": "+ErrNotFound.Error())
 		}
 		return ocispec.Descriptor{}, nil, err

@@ -2,8 +2,10 @@ package oras
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,12 +40,18 @@ type fault func(w http.ResponseWriter, r *http.Request, n int) bool
 // is closed before the registry stops, to release blocked handlers.
 func faultRegistry(t *testing.T, match func(*http.Request) bool, f fault) (reg *registrytest.Registry, count func() int, done chan struct{}) {
 	t.Helper()
+	return faultRegistryOn(t, nil, match, f)
+}
+
+// faultRegistryOn is faultRegistry serving on ln (nil: a new listener).
+func faultRegistryOn(t *testing.T, ln net.Listener, match func(*http.Request) bool, f fault) (reg *registrytest.Registry, count func() int, done chan struct{}) {
+	t.Helper()
 	var (
 		mu sync.Mutex
 		n  int
 	)
 	done = make(chan struct{})
-	reg = startRegistry(t, func(next http.Handler) http.Handler {
+	reg = registrytest.MustStart(t, registrytest.Options{Listener: ln, Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if match(r) {
 				mu.Lock()
@@ -56,7 +64,7 @@ func faultRegistry(t *testing.T, match func(*http.Request) bool, f fault) (reg *
 			}
 			next.ServeHTTP(w, r)
 		})
-	})
+	}})
 	t.Cleanup(func() { close(done) })
 	return reg, func() int {
 		mu.Lock()
@@ -290,6 +298,51 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// smallBuffers makes the TCP buffers of conn small, so that what a peer
+// reads shows at once as progress at the other end (loopback buffers hold
+// megabytes otherwise).
+func smallBuffers(conn net.Conn) net.Conn {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(16 << 10)
+		_ = tc.SetWriteBuffer(16 << 10)
+	}
+	return conn
+}
+
+// smallBufferListener is a loopback listener whose connections have small
+// buffers.
+type smallBufferListener struct{ net.Listener }
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return smallBuffers(c), nil
+}
+
+// trickle answers 200 with a 500-byte body announced, then sends it one
+// byte every delay: always moving, never done in time.
+func trickle(done chan struct{}, contentType string, delay time.Duration) fault {
+	return func(w http.ResponseWriter, r *http.Request, n int) bool {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", "500")
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < 500; i++ {
+			_, _ = w.Write([]byte{' '})
+			_ = http.NewResponseController(w).Flush()
+			select {
+			case <-done:
+				return true
+			case <-r.Context().Done():
+				return true
+			case <-time.After(delay):
+			}
+		}
+		return true
+	}
+}
+
 func TestStallTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	big := newBlob(make([]byte, 48<<20)) // more than socket buffers hold
@@ -302,6 +355,8 @@ func TestStallTimeout(t *testing.T) {
 		open      func(testBlob) func() (io.ReadCloser, error)
 		fetch     bool
 		ping      bool
+		minRate   int64 // bytes per second; 0: MinTransferRate
+		small     bool  // small TCP buffers at both ends
 		wantStall bool
 		wantCount int
 	}{
@@ -354,6 +409,34 @@ func TestStallTimeout(t *testing.T) {
 					return true
 				}
 			}},
+		{name: "server trickles a manifest", match: isManifestGet, fetch: true, wantStall: true, wantCount: 1,
+			fault: func(done chan struct{}) fault { return trickle(done, ocispec.MediaTypeImageManifest, timeout/6) }},
+		{name: "server trickles the ping answer", match: func(r *http.Request) bool { return r.URL.Path == "/v2/" }, ping: true, wantStall: true, wantCount: 1,
+			fault: func(done chan struct{}) fault { return trickle(done, "application/json", timeout/6) }},
+		{name: "server reads the upload too slowly", match: isUploadPut, blob: big, minRate: 4 << 20, small: true, wantStall: true, wantCount: 1,
+			fault: func(done chan struct{}) fault {
+				return func(w http.ResponseWriter, r *http.Request, n int) bool {
+					for {
+						if _, err := io.CopyN(io.Discard, r.Body, 32<<10); err != nil {
+							return true
+						}
+						select {
+						case <-done:
+							return true
+						case <-r.Context().Done():
+							return true
+						case <-time.After(timeout / 6):
+						}
+					}
+				}
+			}},
+		{name: "slow upload above the minimum rate succeeds", match: isUploadPut, blob: small, minRate: 4 << 10, wantCount: 1,
+			open: func(b testBlob) func() (io.ReadCloser, error) {
+				return func() (io.ReadCloser, error) {
+					return io.NopCloser(&slowReader{data: b.data, chunk: 1024, delay: timeout / 4}), nil
+				}
+			},
+			fault: func(chan struct{}) fault { return func(http.ResponseWriter, *http.Request, int) bool { return false } }},
 		{name: "slow but moving upload succeeds", match: isUploadPut, blob: small, wantCount: 1,
 			open: func(b testBlob) func() (io.ReadCloser, error) {
 				return func() (io.ReadCloser, error) {
@@ -364,12 +447,32 @@ func TestStallTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var f fault
-			reg, count, done := faultRegistry(t, tt.match, func(w http.ResponseWriter, r *http.Request, n int) bool { return f(w, r, n) })
-			_ = done
+			var (
+				f  fault
+				ln net.Listener
+			)
+			if tt.small {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln = smallBufferListener{l}
+			}
+			reg, count, done := faultRegistryOn(t, ln, tt.match, func(w http.ResponseWriter, r *http.Request, n int) bool { return f(w, r, n) })
 			f = tt.fault(done)
 			opts, _ := testOptions(t)
+			if tt.small {
+				opts.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					var d net.Dialer
+					c, err := d.DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					return smallBuffers(c), nil
+				}
+			}
 			opts.StallTimeout = timeout
+			opts.minRate = tt.minRate
 			r := mustRegistry(t, reg.Host(), opts)
 			ctx := testContext(t)
 			repo := mustRepository(t, r, "library/app")
@@ -437,14 +540,15 @@ func TestRetryAfter(t *testing.T) {
 	if got := p.delay(40, 0); got > maxBackoff*11/10 {
 		t.Errorf("delay(40) = %s; want at most %s", got, maxBackoff)
 	}
+	rp := &requestPolicy{p: p, conn: connRetry{p: p, reach: &reachability{debugf: func(string, ...any) {}}}}
 	resp503 := &http.Response{StatusCode: 503, Header: http.Header{}}
-	if d, _ := p.Retry(0, resp503, nil); d < 0 {
+	if d, _ := rp.Retry(0, resp503, nil); d < 0 {
 		t.Error("503 not retried")
 	}
-	if d, _ := p.Retry(2, resp503, nil); d >= 0 {
+	if d, _ := rp.Retry(2, resp503, nil); d >= 0 {
 		t.Error("retried beyond MaxAttempts")
 	}
-	if d, _ := p.Retry(0, &http.Response{StatusCode: 404}, nil); d >= 0 {
+	if d, _ := rp.Retry(0, &http.Response{StatusCode: 404}, nil); d >= 0 {
 		t.Error("404 retried")
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -133,7 +135,8 @@ func loadCertsDir(conf *tls.Config, dir string, debugf func(string, ...any)) err
 	return nil
 }
 
-// newTransport returns the tuned base transport of a registry.
+// newTransport returns the tuned base transport of a registry. Timeouts
+// of requests are the observer's, not the transport's.
 func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -145,7 +148,6 @@ func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: opts.StallTimeout,
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        64 << 10,
 	}
@@ -160,102 +162,222 @@ func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 	return t
 }
 
-// observer sits on the base transport: it writes debug lines (method, URL
-// without query, status: never headers or bodies), records Retry-After for
-// the whole-operation retries of uploads, and, with a stall timeout, watches
-// each response body: a body that makes no progress for the timeout fails
-// its reads with ErrStalled.
+// maxRedirects bounds the redirects a request follows.
+const maxRedirects = 10
+
+// checkRedirect is the redirect policy of every client of a Registry
+// (registry API, token service, Harbor API): at most maxRedirects
+// redirects, none from HTTPS to plain HTTP (ErrTLS), and once a redirect
+// leaves the origin of the first request (scheme, host and port) the
+// request goes on without Authorization or Cookie headers. oras' auth
+// client adds the same stripping for the requests it sends; this covers
+// the requests that carry credentials set by this package (Harbor's basic
+// auth).
+func (r *Registry) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	prev := via[len(via)-1]
+	if prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return newError(ErrTLS, nil, fmt.Sprintf("registry %s redirected %s %s from https to %s://%s: refused (a redirect never leaves HTTPS)",
+			r.host, prev.Method, prev.URL.Path, req.URL.Scheme, req.URL.Host))
+	}
+	left := !sameOrigin(via[0].URL, req.URL)
+	for _, v := range via[1:] {
+		left = left || !sameOrigin(via[0].URL, v.URL)
+	}
+	if left && (req.Header.Get("Authorization") != "" || req.Header.Get("Cookie") != "") {
+		req.Header.Del("Authorization")
+		req.Header.Del("Cookie")
+		r.debugf("registry %s: redirect of %s %s to %s://%s: credentials not sent to another origin",
+			r.host, prev.Method, prev.URL.Path, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port
+// (default ports made explicit).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "http") {
+		return "80"
+	}
+	return "443"
+}
+
+// observer sits on the base transport, below the retries: it fails fast
+// once the registry was given up for unreachable, records answers and
+// connection failures for reachability, writes debug lines (method, URL
+// without query, status: never headers or bodies), records Retry-After
+// for the whole-operation retries of uploads, and enforces the stall
+// timeout T (RegistryOptions.StallTimeout; 0 disables it):
+//   - a small request (everything but blob bodies: ping, tokens, HEADs,
+//     manifests, upload POSTs and final PUTs, Harbor's API) must be
+//     answered completely, body included, within T;
+//   - a blob upload (PUT or PATCH with a body under /blobs/) must send at
+//     least max(1, T × minimum rate) bytes in every window of T, then be
+//     answered within T of its last byte;
+//   - a blob download (GET under /blobs/) must be answered within T, and
+//     then receive its body at the same minimum rate.
+//
+// A request that breaks these fails with an error wrapping ErrStalled.
 type observer struct {
-	base   http.RoundTripper
-	debugf func(string, ...any)
-	stall  time.Duration
+	base     http.RoundTripper
+	debugf   func(string, ...any)
+	stall    time.Duration
+	minBytes int64 // per window of stall, for blob bodies
+	reach    *reachability
+}
+
+// isBlobTransfer reports whether req moves a blob's bytes.
+func isBlobTransfer(req *http.Request) (upload, download bool) {
+	if !strings.Contains(req.URL.Path, "/blobs/") {
+		return false, false
+	}
+	switch req.Method {
+	case http.MethodGet:
+		return false, true
+	case http.MethodPut, http.MethodPatch:
+		return req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0, false
+	}
+	return false, false
 }
 
 func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
-	var cancel context.CancelCauseFunc
+	if err := o.reach.failFast(); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	req = req.WithContext(ctx)
+	w := &watch{cancel: cancel}
+	upload, download := isBlobTransfer(req)
 	if o.stall > 0 {
-		var ctx context.Context
-		ctx, cancel = context.WithCancelCause(req.Context())
-		req = req.WithContext(ctx)
+		switch {
+		case upload:
+			w.rate(o.stall, o.minBytes)
+			req.Body = &sentBody{rc: req.Body, w: w, stall: o.stall}
+		case download:
+			w.deadline(o.stall, "no answer from the registry within %s")
+		default:
+			w.deadline(o.stall, "no complete answer from the registry within %s")
+		}
 	}
 	start := time.Now()
 	resp, err := o.base.RoundTrip(req)
-	if o.debugf != nil {
-		u := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
-		if err != nil {
-			o.debugf("%s %s: %s", req.Method, u, describe(err))
-		} else {
-			o.debugf("%s %s: %s (%s)", req.Method, u, resp.Status, time.Since(start).Round(time.Millisecond))
-		}
-	}
 	if err != nil {
-		if cancel != nil {
-			cancel(nil)
+		if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
+			err = cause
+		}
+		w.stop()
+		cancel(nil)
+		if classify(err) == classNetwork {
+			o.reach.connectionFailed(err)
+		}
+		if o.debugf != nil {
+			o.debugf("%s %s: %s", req.Method, redactURL(req.URL), describe(err))
 		}
 		return nil, err
+	}
+	o.reach.answer()
+	if o.debugf != nil {
+		o.debugf("%s %s: %s (%s)", req.Method, redactURL(req.URL), resp.Status, time.Since(start).Round(time.Millisecond))
 	}
 	if st, ok := req.Context().Value(attemptKey{}).(*attempt); ok {
 		if d := retryAfter(resp); d > 0 {
 			st.setRetryAfter(d)
 		}
 	}
-	if resp.StatusCode >= 400 && resp.Body != nil && resp.Body != http.NoBody {
-		// Error answers are read only in part: drain them on Close so
-		// that the connection is reused (a 404 is part of every cold
-		// load).
-		resp.Body = &drainingBody{resp.Body}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		w.stop()
+		cancel(nil)
+		return resp, nil
 	}
-	if cancel != nil {
-		if resp.Body == nil || resp.Body == http.NoBody {
-			cancel(nil)
-		} else {
-			resp.Body = &watchedBody{rc: resp.Body, dog: startWatchdog(o.stall, cancel), cancel: cancel}
+	if o.stall > 0 {
+		switch {
+		case download:
+			w.rate(o.stall, o.minBytes)
+		case upload:
+			// The answer to an upload is small.
+			w.deadline(o.stall, "no complete answer from the registry within %s")
 		}
 	}
+	// Error answers are read only in part: drain them on Close so that
+	// the connection is reused (a 404 is part of every cold load).
+	resp.Body = &answerBody{rc: resp.Body, ctx: ctx, w: w, cancel: cancel, drain: resp.StatusCode >= 400}
 	return resp, nil
+}
+
+// redactURL returns u without its query (upload URLs carry state).
+func redactURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.Path
 }
 
 // maxDrain bounds what Close reads of an error answer to keep its
 // connection.
 const maxDrain = 64 << 10
 
-// drainingBody reads the rest of a (small) response body on Close.
-type drainingBody struct{ io.ReadCloser }
-
-func (b *drainingBody) Close() error {
-	io.CopyN(io.Discard, b.ReadCloser, maxDrain)
-	return b.ReadCloser.Close()
-}
-
-// watchedBody is a response body under a stall watchdog.
-type watchedBody struct {
+// answerBody is a response body under the observer's watch; reads fail
+// with the stall error once the watch fired.
+type answerBody struct {
 	rc     io.ReadCloser
-	dog    *watchdog
+	ctx    context.Context
+	w      *watch
 	cancel context.CancelCauseFunc
+	drain  bool
 }
 
-func (w *watchedBody) Read(p []byte) (int, error) {
-	n, err := w.rc.Read(p)
-	if n > 0 {
-		w.dog.touch()
-	}
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.w.add(n)
 	if err != nil {
-		if serr := w.dog.err(); serr != nil {
-			return n, serr
+		if cause := context.Cause(b.ctx); errors.Is(cause, ErrStalled) {
+			return n, cause
 		}
 		if err == io.EOF {
-			w.dog.stop()
+			b.w.stop()
 		}
 	}
 	return n, err
 }
 
-func (w *watchedBody) Close() error {
-	w.dog.stop()
-	err := w.rc.Close()
-	w.cancel(nil)
+func (b *answerBody) Close() error {
+	if b.drain && b.ctx.Err() == nil {
+		_, _ = io.CopyN(io.Discard, b.rc, maxDrain)
+	}
+	err := b.rc.Close()
+	b.w.stop()
+	b.cancel(nil)
 	return err
 }
+
+// sentBody is an upload's request body under the observer's watch: bytes
+// read count as progress, and its end starts the wait for the answer.
+type sentBody struct {
+	rc    io.ReadCloser
+	w     *watch
+	stall time.Duration
+	ended atomic.Bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.w.add(n)
+	if err == io.EOF && !b.ended.Swap(true) {
+		b.w.deadline(b.stall, "no answer from the registry within %s of the end of the upload")
+	}
+	return n, err
+}
+
+func (b *sentBody) Close() error { return b.rc.Close() }
 
 // retryAfter returns the delay a 429 or 503 response asks for, or 0.
 func retryAfter(resp *http.Response) time.Duration {
@@ -301,7 +423,10 @@ func (r *Registry) get(ctx context.Context, scheme, path string) (*probe, error)
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil && classify(err) == classStalled {
+		return nil, err
+	}
 	return &probe{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
@@ -311,46 +436,59 @@ func (r *Registry) setUserAgent(req *http.Request) {
 	}
 }
 
+// schemeResult is what settling the scheme found.
+type schemeResult struct {
+	plainHTTP bool
+	probe     *probe // the GET /v2/ answer, for the callers of that call only
+}
+
 // scheme settles, once, whether the registry speaks HTTPS or (where
-// allowed) plain HTTP, by a GET /v2/. The caller that settles it gets the
-// answer of that GET; later callers get nil. Failures that are not TLS
-// failures (refused connection, context cancelled) leave it unsettled.
+// allowed) plain HTTP, by a GET /v2/. Concurrent callers share that GET
+// and get its answer; later callers get nil. Each caller returns when its
+// own context ends. A failure leaves the scheme unsettled.
 func (r *Registry) scheme(ctx context.Context) (plainHTTP bool, p *probe, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.settled {
-		return r.plainHTTP, nil, nil
-	}
-	p, err = r.get(ctx, "https", "/v2/")
+	res, err := r.schemeOnce.do(ctx, r.settleScheme, func(v schemeResult, err error) (schemeResult, bool) {
+		return schemeResult{plainHTTP: v.plainHTTP}, err == nil
+	})
+	return res.plainHTTP, res.probe, err
+}
+
+func (r *Registry) settleScheme(ctx context.Context) (schemeResult, error) {
+	p, err := r.get(ctx, "https", "/v2/")
 	if err == nil {
-		r.settled, r.plainHTTP = true, false
+		r.setPlainHTTP(false)
 		r.debugf("registry %s: using HTTPS", r.host)
-		return false, p, nil
+		return schemeResult{probe: p}, nil
 	}
 	if ctx.Err() != nil {
-		return false, nil, context.Cause(ctx)
+		return schemeResult{}, context.Cause(ctx)
 	}
-	tlsFailed := isTLSError(err)
-	if !r.mode.fallback || !(tlsFailed || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+	if !r.mode.fallback || !(isTLSError(err) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 		// An EOF or reset during the handshake may be a plain-HTTP
 		// server too: worth the fallback where it is allowed.
-		return false, nil, r.connError(err)
+		return schemeResult{}, r.connError(err)
 	}
 	r.debugf("registry %s: HTTPS failed (%s), trying plain HTTP", r.host, describe(err))
 	p, herr := r.get(ctx, "http", "/v2/")
 	if herr != nil {
 		if ctx.Err() != nil {
-			return false, nil, context.Cause(ctx)
+			return schemeResult{}, context.Cause(ctx)
 		}
-		if isHeaderTimeout(herr) {
-			return false, nil, r.connError(herr)
+		if classify(herr) == classStalled {
+			return schemeResult{}, r.connError(herr)
 		}
-		return false, nil, newError(ErrUnreachable, herr, fmt.Sprintf(
+		return schemeResult{}, newError(ErrUnreachable, herr, fmt.Sprintf(
 			"cannot reach registry %s: https: %s; http: %s", r.host, describe(err), describe(herr)))
 	}
-	r.settled, r.plainHTTP = true, true
+	r.setPlainHTTP(true)
 	r.debugf("registry %s: using plain HTTP", r.host)
-	return true, p, nil
+	return schemeResult{plainHTTP: true, probe: p}, nil
+}
+
+func (r *Registry) setPlainHTTP(v bool) {
+	r.mu.Lock()
+	r.plainHTTP = v
+	r.mu.Unlock()
 }
 
 // schemeName returns the settled scheme.
@@ -368,12 +506,12 @@ func (r *Registry) tlsError(err error) error {
 	cause := describe(err)
 	var hint string
 	switch {
-	case isPlainHTTPAnswer(err):
+	case errors.Is(err, http.ErrSchemeMismatch):
 		cause = "the registry answers plain HTTP"
 		hint = "use --tls-verify=false to allow plain HTTP"
-	case chainHas(err, func(e error) bool { return strings.Contains(e.Error(), "remote error: tls:") }):
+	case isRemoteAlert(err):
 		hint = fmt.Sprintf("the registry refused the client certificate: put client.cert and client.key in %s/%s/", r.systemCertsDir(), r.host)
-	case isUnknownAuthority(err):
+	case errors.As(err, new(x509.UnknownAuthorityError)):
 		hint = fmt.Sprintf("use --tls-verify=false or put the CA in %s/%s/ca.crt", r.systemCertsDir(), r.host)
 	default:
 		hint = "use --tls-verify=false to skip verification"
@@ -381,13 +519,19 @@ func (r *Registry) tlsError(err error) error {
 	return newError(ErrTLS, err, fmt.Sprintf("tls connection to %s failed: %s (%s)", r.host, cause, hint))
 }
 
-// connError explains a failure to reach the registry.
+// connError explains a failure to reach the registry: ErrStalled,
+// ErrTLS, or ErrUnreachable.
 func (r *Registry) connError(err error) error {
-	if isHeaderTimeout(err) {
+	switch classify(err) {
+	case classStalled:
 		return newError(ErrStalled, err, fmt.Sprintf("registry %s did not answer within %s", r.host, r.opts.StallTimeout))
-	}
-	if isTLSError(err) {
+	case classTLS:
+		if errors.Is(err, ErrTLS) {
+			return err
+		}
 		return r.tlsError(err)
+	case classUnreachable:
+		return err
 	}
 	return newError(ErrUnreachable, err, fmt.Sprintf("cannot reach registry %s: %s", r.host, describe(err)))
 }
