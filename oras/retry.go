@@ -161,18 +161,23 @@ func (t *reachability) status(since time.Time) (everAnswered, answeredSince bool
 type connRetry struct {
 	p     *policy
 	reach *reachability
-	first time.Time
+	last  time.Time // the previous connection failure
 }
 
 // next returns the wait before retrying after the connection failure
 // cause of attempt (0-based), -1 when it is final, or the error that
-// declares the registry unreachable.
+// declares the registry unreachable. The registry counts as answering
+// others when it answered a request after this operation's previous
+// failure: a registry killed while answering does not make the requests
+// it dropped give up early.
 func (c *connRetry) next(attempt int, cause error) (time.Duration, error) {
 	now := time.Now()
-	if c.first.IsZero() {
-		c.first = now
+	since := c.last
+	if since.IsZero() {
+		since = now
 	}
-	everAnswered, answeredSince := c.reach.status(c.first)
+	c.last = now
+	everAnswered, answeredSince := c.reach.status(since)
 	if !everAnswered {
 		return -1, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cnrancher/docker-hangar/loader"
+	"github.com/cnrancher/docker-hangar/oras"
 )
 
 // loadFlags holds the flags of `load` or `load validate`.
@@ -25,6 +26,7 @@ type loadFlags struct {
 	failed      string
 	report      string
 	progress    string
+	chunkSize   string
 	tlsVerify   optionalBool
 	hideLogTime bool
 	insecure    bool
@@ -68,6 +70,7 @@ image. Credentials come from 'docker login'.`,
 	fs.BoolVar(&o.PlatformTags, "platform-tags", o.PlatformTags, "also push each platform manifest to its own tag (TAG-linux-amd64, ...) as hangar does")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print what would be loaded and write nothing to the registry")
 	fs.StringVar(&f.report, "report", "", "write a JSON report of every image to this file")
+	fs.StringVar(&f.chunkSize, "max-chunk-size", "", "upload blobs in chunks of at most this size (e.g. 50MiB), for proxies that limit request bodies (default: one request per blob; chunks after a 413)")
 	fs.StringVar(&f.sigKey, "sigstore-private-key", "", "not supported: sign images with cosign")
 	fs.StringVar(&f.sigPass, "sigstore-passphrase-file", "", "not supported: sign images with cosign")
 	for _, name := range []string{"sigstore-private-key", "sigstore-passphrase-file"} {
@@ -154,6 +157,13 @@ func (f *loadFlags) prepare(cmd *cobra.Command, validate bool) (loader.Options, 
 		return o, nil, fmt.Errorf("invalid --progress %q: use one of %s", f.progress, strings.Join(progressModes, ", "))
 	}
 	o.Registry.TLSVerify = f.tlsVerify.ptr()
+	if f.chunkSize != "" {
+		n, err := units.RAMInBytes(f.chunkSize)
+		if err != nil || n < oras.MinChunkSize {
+			return o, nil, fmt.Errorf("invalid --max-chunk-size %q: give a size of at least %s, such as 50MiB", f.chunkSize, humanBytes(oras.MinChunkSize))
+		}
+		o.Registry.MaxChunkSize = n
+	}
 	o.Jobs = min(max(o.Jobs, loader.MinJobs), loader.MaxJobs)
 	if err := o.Check(); err != nil {
 		return o, nil, err
