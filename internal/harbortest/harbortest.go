@@ -393,6 +393,29 @@ func (h *Harbor) CreateProject(ctx context.Context, name string, public bool) er
 	return err
 }
 
+// Project roles for AddMember.
+const (
+	RoleProjectAdmin = 1
+	RoleDeveloper    = 2 // pull and push
+	RoleGuest        = 3 // pull only
+	RoleMaintainer   = 4
+)
+
+// AddMember makes user a member of project with role.
+func (h *Harbor) AddMember(ctx context.Context, project, user string, role int) error {
+	_, err := h.adminAPI(ctx, http.MethodPost, "/projects/"+project+"/members", map[string]any{
+		"role_id": role, "member_user": map[string]string{"username": user},
+	}, http.StatusCreated)
+	return err
+}
+
+// Configure changes Harbor's system configuration (e.g.
+// {"project_creation_restriction": "adminonly"}).
+func (h *Harbor) Configure(ctx context.Context, settings map[string]any) error {
+	_, err := h.adminAPI(ctx, http.MethodPut, "/configurations", settings, http.StatusOK)
+	return err
+}
+
 // Project describes an existing project.
 type Project struct {
 	Name     string `json:"name"`
