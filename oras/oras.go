@@ -200,7 +200,7 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	if opts.UserAgent != "" {
 		header.Set("User-Agent", opts.UserAgent)
 	}
-	cache := auth.NewCache()
+	cache := newAuthCache()
 	credFunc := r.creds.credentialFunc(host)
 	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
 	r.upload = &auth.Client{Client: &http.Client{Transport: base}, Header: header, Credential: credFunc, Cache: cache}
@@ -321,6 +321,9 @@ func (r *Registry) wrongCredentials(cause error) error {
 func (r *Registry) deniedError(err error) error {
 	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
 		return err
+	}
+	if missing := r.harborMissingProject(err); missing != nil {
+		return missing
 	}
 	if cred, cerr := r.creds.lookup(r.host); cerr == nil && cred == auth.EmptyCredential && statusCode(err) == http.StatusUnauthorized {
 		return newError(ErrLoginRequired, err, fmt.Sprintf("%s (run `docker login %s`)", describe(err), r.host))
