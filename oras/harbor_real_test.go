@@ -83,6 +83,16 @@ func harborAs(t *testing.T, host, user, password string) (*Registry, *debugLog) 
 	return mustRegistry(t, host, opts), log
 }
 
+func writes(reqs []harbortest.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		if r.IsWrite() {
+			out = append(out, r.String())
+		}
+	}
+	return out
+}
+
 // TestRealHarborProjects creates projects as Hangar does and checks what
 // Harbor made of them; every refusal comes from Harbor itself.
 func TestRealHarborProjects(t *testing.T) {
@@ -244,6 +254,59 @@ func TestRealHarborMissingProject(t *testing.T) {
 	err := repo.PushBlob(ctx, blob.desc, blob.open)
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "credentials") {
 		t.Errorf("PushBlob = %v; want an error saying %q and not blaming the credentials", err, want)
+	}
+}
+
+// TestRealHarborCheckPushAccess: the preflight asks Harbor's token service
+// and reads what it grants, per role; it writes nothing.
+func TestRealHarborCheckPushAccess(t *testing.T) {
+	h := realHarbor(t)
+	proxy := h.StartProxy()
+	defer proxy.Close()
+	tests := []struct {
+		name       string
+		user, pass string
+		repository string
+		wantMsg    string // "" for access
+	}{
+		{name: "admin", user: harbortest.AdminUser, pass: harbortest.AdminPassword, repository: devProj + "/app"},
+		{name: "developer", user: devUser, pass: userPass, repository: devProj + "/nested/app"},
+		{name: "guest", user: guestUser, pass: userPass, repository: devProj + "/app",
+			wantMsg: "no push permission for project oras-dev on registry " + proxy.Host + " as user oras-guest"},
+		{name: "not a member of a private project", user: devUser, pass: userPass, repository: privProj + "/app",
+			wantMsg: "no push permission for project oras-private on registry " + proxy.Host + " as user oras-dev"},
+		{name: "not a member of a public project", user: devUser, pass: userPass, repository: "library/app",
+			wantMsg: "no push permission for project library on registry " + proxy.Host + " as user oras-dev"},
+		{name: "missing project", user: harbortest.AdminUser, pass: harbortest.AdminPassword, repository: "oras-absent/app",
+			wantMsg: "no push permission for project oras-absent on registry " + proxy.Host + " as user admin: project oras-absent does not exist"},
+		{name: "anonymous", repository: "library/app",
+			wantMsg: "no push permission for project library on registry " + proxy.Host + " as user anonymous"},
+		{name: "wrong password", user: lockedUser, pass: wrongPass, repository: devProj + "/app",
+			wantMsg: "as user oras-locked: the registry did not accept the password and granted anonymous access only (run `docker login " + proxy.Host + "`)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			r, log := harborAs(t, proxy.Host, tt.user, tt.pass)
+			if err := r.Ping(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			proxy.Reset()
+			err := r.CheckPushAccess(ctx, tt.repository)
+			switch {
+			case tt.wantMsg == "" && err != nil:
+				t.Fatalf("CheckPushAccess = %v; want access", err)
+			case tt.wantMsg != "" && (!errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tt.wantMsg)):
+				t.Fatalf("CheckPushAccess = %v; want ErrUnauthorized saying %q", err, tt.wantMsg)
+			}
+			if w := writes(proxy.Requests()); len(w) > 0 {
+				t.Errorf("the check wrote: %q", w)
+			}
+			if err != nil {
+				secretsAbsent(t, "error", err.Error(), harbortest.AdminPassword, userPass, wrongPass)
+			}
+			secretsAbsent(t, "debug log", log.String(), harbortest.AdminPassword, userPass, wrongPass)
+		})
 	}
 }
 
