@@ -124,6 +124,11 @@ func Run(ctx context.Context, ar *archive.Reader, plan *Plan, opts Options) (*Re
 	r := &runner{opts: opts, ar: ar, reg: reg, blobs: newBlobScheduler(ctx, ar, opts.BlobConcurrency, opts.DryRun)}
 	if !opts.DryRun {
 		r.initHarbor(ctx, plan)
+		if !opts.SkipLogin {
+			if err := checkPushAccess(ctx, reg, plan); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	// Images are prepared (destination read, blobs uploaded) ahead of
@@ -240,6 +245,26 @@ func (r *runner) initHarbor(ctx context.Context, plan *Plan) {
 			r.opts.Log.Infof(0, "Project %q already exists", img.Project)
 		}
 	}
+}
+
+// checkPushAccess checks, before any upload, that the credentials may push
+// to the destination: once per project (the first component of the
+// repositories, as Harbor grants access), with its first repository (see
+// oras.Registry.CheckPushAccess).
+func checkPushAccess(ctx context.Context, reg *oras.Registry, plan *Plan) error {
+	var errs []error
+	done := map[string]bool{}
+	for _, img := range plan.Images {
+		project, _, _ := strings.Cut(img.Repository, "/")
+		if img.Err != nil || done[project] {
+			continue
+		}
+		done[project] = true
+		if err := reg.CheckPushAccess(ctx, img.Repository); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 type runner struct {
