@@ -186,3 +186,22 @@ func TestSideBySideAndWatchdog(t *testing.T) {
 	waitGone(t, procs, secondDir)
 	ping(t, first.URL())
 }
+
+// TestUnavailableWithoutScripts: beside a project root without
+// ../shared/harbor, Harbor tests skip with a message naming it.
+func TestUnavailableWithoutScripts(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "project")
+	if err := os.MkdirAll(filepath.Join(root, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module example.com/p\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(root, "pkg"))
+	if dir := ScriptsDir(); dir != "" {
+		t.Fatalf("ScriptsDir = %q; want none", dir)
+	}
+	if got := Unavailable(); !strings.Contains(got, "../shared/harbor") || !strings.Contains(got, "absent") {
+		t.Fatalf("Unavailable = %q; want a message naming ../shared/harbor", got)
+	}
+}
