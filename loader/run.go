@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +169,14 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !opts.DryRun {
+		initHarbor(ctx, reg, plan, em)
+		if !opts.SkipLogin {
+			if err := checkPushAccess(ctx, reg, plan); err != nil {
+				return nil, err
+			}
+		}
+	}
 	opts.Events = em.emit
 	return Run(ctx, plan, ar, reg, opts), nil
 }
@@ -193,9 +202,6 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	res := newResult(plan)
 	r := &runner{opts: opts, src: src, reg: reg, em: em, host: plan.Host, stop: stop,
 		blobs: newBlobScheduler(ctx, src, opts.BlobConcurrency, opts.DryRun)}
-	if !opts.DryRun {
-		r.initHarbor(ctx, plan)
-	}
 
 	// Images are prepared (destination read, blobs uploaded) ahead of
 	// their turn, up to a window of images; their manifests and index are
@@ -256,10 +262,10 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 // Hangar, failures are warnings.
 //
 // References: hangar-load.md section 2.6, decisions.md D4.
-func (r *runner) initHarbor(ctx context.Context, plan *Plan) {
-	harbor, err := r.reg.IsHarbor(ctx)
+func initHarbor(ctx context.Context, reg Registry, plan *Plan, em *emitter) {
+	harbor, err := reg.IsHarbor(ctx)
 	if err != nil {
-		r.debugf("Harbor detection: %v", err)
+		em.emit(Debug{Message: fmt.Sprintf("Harbor detection: %v", err)})
 		return
 	}
 	if !harbor {
@@ -270,10 +276,30 @@ func (r *runner) initHarbor(ctx context.Context, plan *Plan) {
 		if done[img.Project] || img.Err != nil {
 			continue
 		}
-		created, err := r.reg.EnsureHarborProject(ctx, img.Project)
-		r.em.emit(HarborProject{Project: img.Project, Created: created, Err: err, Detected: len(done) == 0})
+		created, err := reg.EnsureHarborProject(ctx, img.Project)
+		em.emit(HarborProject{Project: img.Project, Created: created, Err: err, Detected: len(done) == 0})
 		done[img.Project] = true
 	}
+}
+
+// checkPushAccess checks, before any upload, that the credentials may push
+// to the destination: once per project (the first component of the
+// repositories, as Harbor grants access), with its first repository (see
+// oras.Registry.CheckPushAccess).
+func checkPushAccess(ctx context.Context, reg Registry, plan *Plan) error {
+	var errs []error
+	done := map[string]bool{}
+	for _, img := range plan.Images {
+		project, _, _ := strings.Cut(img.Repository, "/")
+		if img.Err != nil || done[project] {
+			continue
+		}
+		done[project] = true
+		if err := reg.CheckPushAccess(ctx, img.Repository); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 type runner struct {

@@ -36,6 +36,9 @@ type Registry interface {
 	IsHarbor(ctx context.Context) (bool, error)
 	// EnsureHarborProject creates a Harbor project unless it exists.
 	EnsureHarborProject(ctx context.Context, project string) (created bool, err error)
+	// CheckPushAccess reports credentials that may not push to a
+	// repository (nil when it cannot tell), before anything is uploaded.
+	CheckPushAccess(ctx context.Context, repository string) error
 }
 
 // Repository is one destination repository, as *oras.Repository offers it.

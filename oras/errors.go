@@ -324,6 +324,9 @@ func (r *Registry) deniedError(ctx context.Context, err error) error {
 	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
 		return err
 	}
+	if missing := r.harborMissingProject(err); missing != nil {
+		return missing
+	}
 	if cred, cerr := r.creds.lookup(ctx, r.host); cerr == nil && cred == auth.EmptyCredential && statusCode(err) == http.StatusUnauthorized {
 		return newError(ErrLoginRequired, err, fmt.Sprintf("%s (run `docker login %s`)", describe(err), r.host))
 	}

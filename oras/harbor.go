@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // IsHarbor reports whether the registry is Harbor v2: GET /api/v2.0/ping
@@ -73,9 +76,9 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 			"%s: creating harbor projects needs a username and password for %s, and docker has only a token (run `docker login %s` with a username and password)",
 			op, r.host, r.host))
 	}
-	base := r.schemeName() + "://" + r.endpoint + "/api/v2.0/projects"
+	base := r.harborProjectsURL()
 
-	status, err := r.harborDo(ctx, http.MethodHead, base+"?project_name="+url.QueryEscape(project), nil, cred)
+	status, _, err := r.harborDo(ctx, http.MethodHead, base+"?project_name="+url.QueryEscape(project), nil, cred)
 	if err != nil {
 		return false, r.mapError(ctx, "check "+op, err, false)
 	}
@@ -85,7 +88,7 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 		return false, nil
 	case http.StatusNotFound:
 	default:
-		return false, r.harborStatusError("check "+op, status, cred)
+		return false, r.harborStatusError("check "+op, status, "", cred)
 	}
 
 	var body harborProject
@@ -95,7 +98,7 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	status, err = r.harborDo(ctx, http.MethodPost, base, data, cred)
+	status, msg, err := r.harborDo(ctx, http.MethodPost, base, data, cred)
 	if err != nil {
 		return false, r.mapError(ctx, "create "+op, err, false)
 	}
@@ -107,20 +110,25 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 		r.debugf("harbor project %q already exists (409)", project)
 		return false, nil
 	default:
-		return false, r.harborStatusError("create "+op, status, cred)
+		return false, r.harborStatusError("create "+op, status, msg, cred)
 	}
 }
 
+// harborProjectsURL is the URL of Harbor's projects API.
+func (r *Registry) harborProjectsURL() string {
+	return r.schemeName() + "://" + r.endpoint + "/api/v2.0/projects"
+}
+
 // harborDo sends one Harbor API request (retried by the transport) and
-// returns its status.
-func (r *Registry) harborDo(ctx context.Context, method, u string, body []byte, cred auth.Credential) (int, error) {
+// returns its status and the message of its error body, if any.
+func (r *Registry) harborDo(ctx context.Context, method, u string, body []byte, cred auth.Credential) (int, string, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -132,15 +140,48 @@ func (r *Registry) harborDo(ctx context.Context, method, u string, body []byte, 
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, nil
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var answer struct {
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if resp.StatusCode >= 300 && json.Unmarshal(data, &answer) == nil && len(answer.Errors) > 0 {
+		return resp.StatusCode, answer.Errors[0].Message, nil
+	}
+	return resp.StatusCode, "", nil
 }
 
-func (r *Registry) harborStatusError(op string, status int, cred auth.Credential) error {
+// harborProjectMessage is Harbor's message for a request into a project
+// that does not exist, which it answers with 401 UNAUTHORIZED and an empty
+// challenge: "project P not found: project P not found".
+var harborProjectMessage = regexp.MustCompile(`^project ([a-z0-9._-]+) not found`)
+
+// harborMissingProject returns an error wrapping ErrNotFound that says the
+// project does not exist when err is Harbor's answer for a project that
+// does not exist, else nil. That answer is a 401 and must not be taken for
+// refused credentials: the tag or blob asked for does not exist.
+func (r *Registry) harborMissingProject(err error) error {
+	var er *errcode.ErrorResponse
+	if !errors.As(err, &er) || er.StatusCode != http.StatusUnauthorized {
+		return nil
+	}
+	for _, e := range er.Errors {
+		if m := harborProjectMessage.FindStringSubmatch(e.Message); m != nil && e.Code == errcode.ErrorCodeUnauthorized {
+			return newError(ErrNotFound, err, fmt.Sprintf("project %s does not exist on registry %s", m[1], r.host))
+		}
+	}
+	return nil
+}
+
+func (r *Registry) harborStatusError(op string, status int, harborMsg string, cred auth.Credential) error {
 	msg := fmt.Sprintf("%s: %d %s", op, status, http.StatusText(status))
+	if harborMsg != "" {
+		msg += ": " + harborMsg
+	}
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		if cred == auth.EmptyCredential {
 			return newError(ErrLoginRequired, nil, fmt.Sprintf("%s (run `docker login %s`)", msg, r.host))

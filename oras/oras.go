@@ -262,7 +262,7 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	if opts.UserAgent != "" {
 		header.Set("User-Agent", opts.UserAgent)
 	}
-	cache := auth.NewCache()
+	cache := newAuthCache()
 	credFunc := r.creds.credentialFunc(host)
 	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
 	r.upload = &auth.Client{Client: &http.Client{Transport: base, CheckRedirect: r.checkRedirect}, Header: header, Credential: credFunc, Cache: cache}

@@ -63,7 +63,7 @@ func TestRedirectsNeverCarryCredentials(t *testing.T) {
 
 	t.Run("harbor API redirected to another port", func(t *testing.T) {
 		sink := newCredentialSink(t, false)
-		api := &harborAPI{user: user, pass: pass, projects: map[string]bool{}}
+		api := &harborAPI{postStatus: http.StatusCreated}
 		reg := startRegistry(t, func(next http.Handler) http.Handler {
 			return redirecting(isProjects, func(r *http.Request) string { return sink.srv.URL + r.URL.RequestURI() })(api.wrap(next))
 		})
@@ -93,7 +93,7 @@ func TestRedirectsNeverCarryCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		api := &harborAPI{user: user, pass: pass, projects: map[string]bool{}}
+		api := &harborAPI{postStatus: http.StatusCreated}
 		reg := registrytest.MustStart(t, registrytest.Options{TLS: conf, Wrap: func(next http.Handler) http.Handler {
 			return redirecting(isProjects, func(r *http.Request) string { return sink.srv.URL + r.URL.RequestURI() })(api.wrap(next))
 		}})
@@ -109,7 +109,7 @@ func TestRedirectsNeverCarryCredentials(t *testing.T) {
 	})
 
 	t.Run("harbor API redirected on the same origin keeps working", func(t *testing.T) {
-		api := &harborAPI{user: user, pass: pass, projects: map[string]bool{}}
+		api := &harborAPI{postStatus: http.StatusCreated}
 		moved := func(r *http.Request) bool { return r.URL.Path == "/moved/api/v2.0/projects" }
 		reg := startRegistry(t, func(next http.Handler) http.Handler {
 			inner := api.wrap(next)

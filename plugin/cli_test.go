@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cnrancher/docker-hangar/internal/harbortest"
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 )
 
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		panic("build docker-hangar: " + err.Error())
 	}
-	code := m.Run()
+	code := harbortest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -6,39 +6,34 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 )
 
-// Harbor emulates the parts of Harbor v2 that a load meets, in front of a
-// real registry handler (see Options.Wrap): Harbor itself cannot run in
-// tests, so its REST API is emulated as it behaves, and the registry API
-// stays the real distribution registry.
+// Harbor emulates Harbor v2's REST API in front of a real registry handler
+// (see Options.Wrap), for what a real Harbor (internal/harbortest) cannot
+// be made to show on demand: a failing project API (FailCreate).
 //
 //   - GET /api/v2.0/ping answers 200 "Pong", without authentication.
 //   - HEAD /api/v2.0/projects?project_name=P answers 200 when P exists, 404
 //     when it does not (basic auth required).
 //   - POST /api/v2.0/projects with a JSON body {"project_name":P,...}
 //     creates P: 201 with a Location, 409 when it exists (basic auth
-//     required). Every body is recorded as sent.
-//   - Writes (POST, PUT, PATCH, DELETE) under /v2/<project>/ are refused
-//     with 404 and a registry error {"errors":[{"code":"NOT_FOUND","message":
-//     "project P not found"}]} while P does not exist, as Harbor refuses
-//     pushes into missing projects. Requests without valid credentials go
-//     to the registry, which answers them with its own 401 challenge.
+//     required).
+//   - Requests under /v2/<project>/ while the project does not exist are
+//     answered as Harbor does: 401 with an empty challenge and
+//     {"errors":[{"code":"UNAUTHORIZED","message":"project P not found:
+//     project P not found"}]}.
 //
-// Give the registry an htpasswd auth with the same Users: Harbor checks
-// the same accounts on its API and on the registry API.
+// Give the registry an htpasswd auth with the same Users: the emulation
+// checks the same accounts on its API.
 type Harbor struct {
 	users map[string]string
 
 	mu         sync.Mutex
 	projects   map[string]int // name -> id
 	nextID     int
-	bodies     []string
 	failCreate int
-	requests   []string
 }
 
 // NewHarbor returns a Harbor emulation accepting users (name -> password),
@@ -59,33 +54,6 @@ func (h *Harbor) FailCreate(status int) {
 	h.failCreate = status
 }
 
-// Projects returns the existing projects, sorted.
-func (h *Harbor) Projects() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	names := make([]string, 0, len(h.projects))
-	for p := range h.projects {
-		names = append(names, p)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// CreateBodies returns the bodies of every POST /api/v2.0/projects, in
-// order, failed ones included.
-func (h *Harbor) CreateBodies() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.bodies...)
-}
-
-// APIRequests returns "METHOD path?query" of every /api/ request, in order.
-func (h *Harbor) APIRequests() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.requests...)
-}
-
 // Wrap puts the emulation in front of a registry handler.
 func (h *Harbor) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,12 +61,14 @@ func (h *Harbor) Wrap(next http.Handler) http.Handler {
 			h.serveAPI(w, r)
 			return
 		}
-		if project := harborProjectOf(r.URL.Path); project != "" && isWrite(r.Method) && h.authorized(r) {
+		if project := harborProjectOf(r.URL.Path); project != "" {
 			h.mu.Lock()
 			_, ok := h.projects[project]
 			h.mu.Unlock()
 			if !ok {
-				harborError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("project %s not found", project))
+				w.Header().Set("Www-Authenticate", "")
+				msg := fmt.Sprintf("project %s not found", project)
+				harborError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg+": "+msg)
 				return
 			}
 		}
@@ -116,14 +86,6 @@ func harborProjectOf(path string) string {
 	return ""
 }
 
-func isWrite(method string) bool {
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
-}
-
 func (h *Harbor) authorized(r *http.Request) bool {
 	if h.users == nil {
 		return true
@@ -134,14 +96,6 @@ func (h *Harbor) authorized(r *http.Request) bool {
 }
 
 func (h *Harbor) serveAPI(w http.ResponseWriter, r *http.Request) {
-	h.mu.Lock()
-	req := r.Method + " " + r.URL.Path
-	if r.URL.RawQuery != "" {
-		req += "?" + r.URL.RawQuery
-	}
-	h.requests = append(h.requests, req)
-	h.mu.Unlock()
-
 	switch r.URL.Path {
 	case "/api/v2.0/ping":
 		if r.Method != http.MethodGet {
@@ -182,7 +136,6 @@ func (h *Harbor) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.mu.Lock()
-		h.bodies = append(h.bodies, string(body))
 		fail := h.failCreate
 		h.mu.Unlock()
 		if fail != 0 {
