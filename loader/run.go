@@ -550,6 +550,9 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if err := p.readTag(ctx, img); err != nil {
+			if ctx.Err() != nil {
+				return true, nil // pushed; the load stopped before the read-back
+			}
 			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
