@@ -363,7 +363,6 @@ type prepared struct {
 	repo         Repository
 	existing     *manifest.Existing
 	existingDesc ocispec.Descriptor // zero when the tag did not exist
-	readAt       time.Time
 	steps        []step
 }
 
@@ -396,7 +395,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 
 // readTag reads what the image's main tag holds.
 func (p *prepared) readTag(ctx context.Context, img *Image) error {
-	p.existing, p.existingDesc, p.readAt = nil, ocispec.Descriptor{}, time.Now()
+	p.existing, p.existingDesc = nil, ocispec.Descriptor{}
 	desc, body, err := p.repo.FetchManifest(ctx, img.Tag)
 	switch {
 	case err == nil:
@@ -498,24 +497,21 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 	return err
 }
 
-// freshness is how old the read of the main tag may be when the index is
-// merged: older, it is read again (a HEAD, and a GET if it changed), so
-// that a load running at the same time is seen.
-const freshness = time.Second
-
 // commitIndex merges the image's index into what the main tag holds and
 // pushes it when it changed (changed reports that). Without --overwrite
-// the tag is read back after the push: when another writer replaced it in
-// between, the index is merged again with what is there now and pushed
-// again, up to Options.IndexAttempts pushes, so that a platform loaded at
-// the same time by another load survives. A writer that lands between our
-// read-back and its own read is not seen: registries offer no conditional
-// writes; the window is one round trip.
+// the tag is read again just before the merge (a HEAD, and a GET if it
+// changed since prepare read it) and read back after the push: when
+// another writer replaced it in between, the index is merged again with
+// what is there now and pushed again, up to Options.IndexAttempts pushes,
+// so that a platform loaded at the same time by another load survives. A
+// writer whose push lands after our read-back, having read the tag before
+// our push landed, is not seen: registries offer no conditional writes;
+// the window is that writer's read-to-landing time (a HEAD and a push).
 //
 // References: hangar-load.md section 2.10; issue 12 (two loads at once).
 func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult) (changed bool, err error) {
 	mopts := manifest.MergeOptions{Overwrite: r.opts.Overwrite}
-	if !r.opts.DryRun && !r.opts.Overwrite && time.Since(p.readAt) > freshness {
+	if !r.opts.DryRun && !r.opts.Overwrite {
 		if err := r.refreshTag(ctx, img, p); err != nil {
 			return false, err
 		}
