@@ -226,6 +226,22 @@ func (f *fakeRegistry) seed(repo string, wm archivetest.WrittenManifest) {
 	f.manifests[repo][wm.Descriptor.Digest] = fakeManifest{mediaType: wm.Descriptor.MediaType, body: wm.Bytes}
 }
 
+// putTag stores a manifest at repo:tag as another writer would, without
+// recording a call (its manifests must be in the repository).
+func (f *fakeRegistry) putTag(repo, tag, mediaType string, body []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := digest.FromBytes(body)
+	if f.manifests[repo] == nil {
+		f.manifests[repo] = map[digest.Digest]fakeManifest{}
+	}
+	f.manifests[repo][d] = fakeManifest{mediaType: mediaType, body: bytes.Clone(body)}
+	if f.tags[repo] == nil {
+		f.tags[repo] = map[string]digest.Digest{}
+	}
+	f.tags[repo][tag] = d
+}
+
 // seedBlob stores a blob in repo.
 func (f *fakeRegistry) seedBlob(repo string, d ocispec.Descriptor) {
 	f.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
 	"github.com/cnrancher/docker-hangar/loader"
+	"github.com/cnrancher/docker-hangar/manifest"
 )
 
 // Tests of loader.Run through its seams, against the registry in memory of
@@ -838,6 +839,99 @@ func TestRunCancellation(t *testing.T) {
 			}
 			if reg.tag("library/app1", "1") != "" {
 				t.Error("the interrupted image got its main tag")
+			}
+		})
+	}
+}
+
+// TestRunIndexSeesAnotherWriter: another writer (a load of another archive)
+// changes the main tag while this load commits it; the platform it put
+// there survives (issue 12.2), or, when it never stops, the image fails
+// after Options.IndexAttempts pushes.
+func TestRunIndexSeesAnotherWriter(t *testing.T) {
+	ours := []archivetest.Image{{Source: "docker.io/library/web", Tag: "1", Manifests: withAttestations(1, nil, amd64)}}
+	theirs := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/web", Tag: "1", Manifests: withAttestations(2, nil, arm64)}}, archivetest.Options{})
+	var theirIndex []byte
+	var theirDigests []string
+	{
+		var step []ocispec.Descriptor
+		for _, wm := range theirs.Images[0].Manifests {
+			d := wm.Descriptor
+			step = append(step, manifest.Descriptor(d.MediaType, d.Digest, d.Size, *d.Platform, d.Annotations))
+			theirDigests = append(theirDigests, d.Digest.String())
+		}
+		res, err := manifest.Merge(nil, step, manifest.MergeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirIndex = res.Bytes
+	}
+	tests := []struct {
+		name string
+		// when reports the call after which the other writer pushes
+		// its index to the tag; it is asked of every call, in order
+		when func(c fakeCall, n int) bool
+		// fails: the image fails after IndexAttempts pushes
+		fails bool
+	}{
+		{name: "after prepare read the tag", when: func(c fakeCall, n int) bool {
+			return n == 0 && c.Op == opPushManifest && !isIndexPush(c)
+		}},
+		{name: "between the push and the read-back", when: func(c fakeCall, n int) bool {
+			return n == 0 && isIndexPush(c)
+		}},
+		{name: "after every push", fails: true, when: func(c fakeCall, n int) bool {
+			return isIndexPush(c)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newFakeLoad(t, ours, archivetest.Options{})
+			reg := newFakeRegistry()
+			for _, wm := range theirs.Images[0].Manifests {
+				reg.seed("library/web", wm)
+			}
+			var mu sync.Mutex
+			n := 0
+			reg.after = func(ctx context.Context, c fakeCall) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if c.Repo == "library/web" && tt.when(c, n) {
+					n++
+					reg.putTag("library/web", "1", ocispec.MediaTypeImageIndex, theirIndex)
+				}
+				return nil
+			}
+			res := l.run(t, context.Background(), reg)
+			reg.checkClean(t)
+			img, ir := imageBy(t, res, ref("library/web:1"))
+			pushes := reg.find(isIndexPush)
+			if tt.fails {
+				if ir.Status != loader.StatusFailed || ir.Err == nil || !strings.Contains(ir.Err.Error(), "another writer kept changing") {
+					t.Errorf("%v %v, want failed: another writer kept changing the tag", ir.Status, ir.Err)
+				}
+				if len(pushes) != l.opts.IndexAttempts {
+					t.Errorf("%d index pushes, want %d", len(pushes), l.opts.IndexAttempts)
+				}
+				return
+			}
+			if ir.Status != loader.StatusLoaded {
+				t.Fatalf("%v %v, want loaded", ir.Status, ir.Err)
+			}
+			idx, err := parseIndex(reg.manifest("library/web", reg.tag("library/web", "1")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range idx.Manifests {
+				got = append(got, m.Digest.String())
+			}
+			want := slices.Clone(theirDigests)
+			for _, m := range img.Manifests {
+				want = append(want, m.Descriptor.Digest.String())
+			}
+			if !sameSet(got, want) {
+				t.Errorf("the tag names %v, want theirs and ours %v (%d index pushes)", got, want, len(pushes))
 			}
 		})
 	}
