@@ -104,14 +104,14 @@ func TestAttestationTags(t *testing.T) {
 		config       []byte
 		provenance   bool
 		platformTags bool
-		// want returns the expected tags of the manifests of the image
-		// (platform, attestation, platform, attestation), "" for none,
-		// and whether each is in the index
-		tagOf func(i int, wm archivetest.WrittenManifest) (tag string, indexed bool)
+		// tagOf returns the tag expected for a manifest of the image
+		// other than its platform tag ("" for none), and whether the
+		// index names it
+		tagOf func(wm archivetest.WrittenManifest) (tag string, indexed bool)
 	}{
 		{
 			name: "buildx attestations", provenance: true, platformTags: true,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) {
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) {
 				if wm.Attestation {
 					return attTag(wm), true
 				}
@@ -120,7 +120,7 @@ func TestAttestationTags(t *testing.T) {
 		},
 		{
 			name: "attestations without a platform in their config", config: fixtureAttestationConfig, provenance: true, platformTags: true,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) {
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) {
 				if wm.Attestation {
 					return hexTag(wm), true
 				}
@@ -129,19 +129,19 @@ func TestAttestationTags(t *testing.T) {
 		},
 		{
 			name: "provenance false", provenance: false, platformTags: true,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) { return "", !wm.Attestation },
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) { return "", !wm.Attestation },
 		},
 		{
 			name: "provenance false, fixture attestations", config: fixtureAttestationConfig, provenance: false, platformTags: true,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) { return "", !wm.Attestation },
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) { return "", !wm.Attestation },
 		},
 		{
 			name: "platform tags false", provenance: true, platformTags: false,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) { return "", true },
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) { return "", true },
 		},
 		{
 			name: "platform tags false, fixture attestations", config: fixtureAttestationConfig, provenance: true, platformTags: false,
-			tagOf: func(i int, wm archivetest.WrittenManifest) (string, bool) { return "", true },
+			tagOf: func(wm archivetest.WrittenManifest) (string, bool) { return "", true },
 		},
 	}
 	for _, tt := range tests {
@@ -159,7 +159,7 @@ func TestAttestationTags(t *testing.T) {
 			want := map[string]string{"1.0": got["1.0"]}
 			var wantIndex []string
 			for i, wm := range w.Images[0].Manifests {
-				tag, indexed := tt.tagOf(i, wm)
+				tag, indexed := tt.tagOf(wm)
 				if !wm.Attestation && tt.platformTags {
 					tag = manifest.PlatformTag("1.0", *wm.Descriptor.Platform, wm.Descriptor)
 				}
