@@ -204,8 +204,8 @@ func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc ocispe
 // finish records the end of task t. A success is kept as succeeded, and,
 // for the leader of a digest, as a small task naming its repository. A
 // failure is forgotten, so that the next image tries again, unless the
-// archive's bytes are at fault. After a failed leader, a later repository
-// leads the next attempt at the digest.
+// archive's bytes are at fault. After a leader failed for another reason,
+// a later repository leads the next attempt at the digest.
 func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
 	s.mu.Lock()
 	switch {
@@ -218,7 +218,7 @@ func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
 		if !contentError(t.err) && s.tasks[key] == t {
 			delete(s.tasks, key)
 		}
-		if leads && s.leaders[key.digest] == t {
+		if leads && s.leaders[key.digest] == t && !contentError(t.err) {
 			delete(s.leaders, key.digest)
 		}
 	}

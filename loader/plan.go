@@ -267,7 +267,11 @@ func (p *planner) destination(e archive.Image) *Image {
 	} else {
 		img.Reference += "@" + dgst.String()
 	}
-	img.Err = checkReference(p.Host, repo, tag)
+	if tag == "" && dgst == "" {
+		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
+	} else {
+		img.Err = checkReference(p.Host, repo, tag)
+	}
 	return img
 }
 

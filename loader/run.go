@@ -390,7 +390,6 @@ type prepared struct {
 	repo         Repository
 	existing     *manifest.Existing
 	existingDesc ocispec.Descriptor // zero when the tag did not exist
-	readAt       time.Time
 	steps        []step
 }
 
@@ -423,7 +422,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 
 // readTag reads what the image's main tag holds.
 func (p *prepared) readTag(ctx context.Context, img *Image) error {
-	p.existing, p.existingDesc, p.readAt = nil, ocispec.Descriptor{}, time.Now()
+	p.existing, p.existingDesc = nil, ocispec.Descriptor{}
 	desc, body, err := p.repo.FetchManifest(ctx, img.Tag)
 	switch {
 	case err == nil:
@@ -525,29 +524,23 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 	return err
 }
 
-// freshness is how old the read of the main tag may be when the index is
-// merged: older, it is read again (a HEAD, and a GET if it changed), so
-// that a load running at the same time is seen.
-const freshness = time.Second
-
 // commitIndex merges the image's index into what the main tag holds and
 // pushes it when it changed (changed reports that). Without --overwrite
-// the tag is read back after the push: when another writer replaced it in
-// between, the index is merged again with what is there now and pushed
-// again, up to Options.IndexAttempts pushes, so that a platform loaded at
-// the same time by another load survives. A writer that lands between our
-// read-back and its own read is not seen: registries offer no conditional
-// writes; the window is one round trip.
+// the tag is read again just before a push (a HEAD, and a GET if it
+// changed since prepare read it; an image with nothing to push costs
+// nothing more) and read back after the push: when
+// another writer replaced it in between, the index is merged again with
+// what is there now and pushed again, up to Options.IndexAttempts pushes,
+// so that a platform loaded at the same time by another load survives. A
+// writer whose push lands after our read-back, having read the tag before
+// our push landed, is not seen: registries offer no conditional writes;
+// the window is that writer's read-to-landing time (a HEAD and a push).
 //
 // References: hangar-load.md section 2.10; issue 12 (two loads at once).
 func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult) (changed bool, err error) {
 	mopts := manifest.DefaultMergeOptions()
 	mopts.Overwrite = r.opts.Overwrite
-	if !r.opts.DryRun && !r.opts.Overwrite && time.Since(p.readAt) > freshness {
-		if err := r.refreshTag(ctx, img, p); err != nil {
-			return false, err
-		}
-	}
+	refreshed := r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
 	for attempt := 1; ; attempt++ {
 		merged, changedNow, err := mergeSteps(p.existing, img.Steps, mopts)
@@ -566,6 +559,20 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 		if r.opts.DryRun {
 			return true, nil
 		}
+		if !refreshed {
+			// About to push: read the tag again if it changed since
+			// prepare read it, so that a load running at the same time
+			// is seen (a HEAD; a GET when it changed).
+			refreshed = true
+			again, err := r.refreshTag(ctx, img, p)
+			if err != nil {
+				return false, err
+			}
+			if again {
+				attempt--
+				continue
+			}
+		}
 		if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
 			if ctx.Err() != nil && r.landed(p.repo, img.Tag, desc) {
 				return true, nil
@@ -578,6 +585,9 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if err := p.readTag(ctx, img); err != nil {
+			if ctx.Err() != nil {
+				return true, nil // pushed; the load stopped before the read-back
+			}
 			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
@@ -590,20 +600,21 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 	}
 }
 
-// refreshTag reads the main tag again if it changed since prepare read it.
-func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) error {
+// refreshTag reads the main tag again if it changed since prepare read it,
+// and reports whether it did.
+func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) (bool, error) {
 	desc, err := p.repo.ResolveManifest(ctx, img.Tag)
 	switch {
 	case errors.Is(err, oras.ErrNotFound):
 		if p.existing == nil {
-			return nil
+			return false, nil
 		}
 	case err != nil:
-		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		return false, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 	case desc.Digest == p.existingDesc.Digest:
-		return nil
+		return false, nil
 	}
-	return p.readTag(ctx, img)
+	return true, p.readTag(ctx, img)
 }
 
 // landed reports whether an index push interrupted by cancellation reached

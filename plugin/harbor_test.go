@@ -167,7 +167,7 @@ func TestRealHarborLoad(t *testing.T) {
 		if w := writeRequests(proxy.Requests()); len(w) > 0 {
 			t.Errorf("a second load wrote %d requests: %q", len(w), w)
 		}
-		if !strings.Contains(out, "0 loaded, 8 unchanged, 0 failed") {
+		if !strings.Contains(out, "Summary: 8 unchanged, 0 failed;") {
 			t.Errorf("summary does not say everything was unchanged:\n%s", out)
 		}
 	})
