@@ -240,6 +240,9 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() == nil && !opts.DryRun && !opts.Overwrite {
+		r.settle(ctx)
+	}
 	r.blobs.wait()
 	for i, img := range plan.Images {
 		if trackers[i] != nil {
@@ -313,6 +316,9 @@ type runner struct {
 
 	stopOnce sync.Once
 	repos    sync.Map // name -> Repository
+
+	mu     sync.Mutex
+	pushed []pushed // indexes pushed, for settle
 }
 
 func (r *runner) debugf(format string, args ...any) {
@@ -573,6 +579,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 				continue
 			}
 		}
+		pushStart := time.Now()
 		if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
 			if ctx.Err() != nil && r.landed(p.repo, img.Tag, desc) {
 				return true, nil
@@ -591,6 +598,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
+			r.pushedIndex(img, p, ir, desc, time.Since(pushStart))
 			return true, nil
 		}
 		if attempt == attempts {
@@ -598,6 +606,74 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 		}
 		r.debugf("[%s] changed while it was pushed (now %s): merging again", img.Reference, p.existingDesc.Digest)
 	}
+}
+
+// pushed is an index this load pushed and read back.
+type pushed struct {
+	img  *Image
+	p    *prepared
+	ir   *ImageResult
+	desc ocispec.Descriptor
+	at   time.Time     // when it was read back
+	took time.Duration // push and read-back
+}
+
+// pushedIndex records an index for settle.
+func (r *runner) pushedIndex(img *Image, p *prepared, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pushed = append(r.pushed, pushed{img: img, p: p, ir: ir, desc: desc, at: time.Now(), took: took})
+}
+
+// maxSettleWait bounds the wait of settle.
+const maxSettleWait = 2 * time.Second
+
+// settle checks, once the load is done, that each index it pushed is still
+// at its tag. A read-back sees our own index while another load's index
+// push, based on a read from before ours landed, may still be on its way:
+// settle first waits until twice the longest push-and-read-back time has
+// passed since the last read-back (such a push has landed by then), then
+// reads each tag (a HEAD) and merges again where another writer replaced
+// our index, so that both loads' platforms survive. It costs one HEAD per
+// index pushed.
+func (r *runner) settle(ctx context.Context) {
+	var wait time.Duration
+	for _, pi := range r.pushed {
+		wait = max(wait, 2*pi.took-time.Since(pi.at))
+	}
+	if wait > 0 {
+		t := time.NewTimer(min(wait, maxSettleWait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	sem := semaphore.NewWeighted(int64(max(r.opts.BlobConcurrency, 1)))
+	var wg sync.WaitGroup
+	for _, pi := range r.pushed {
+		if sem.Acquire(ctx, 1) != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sem.Release(1)
+			got, err := pi.p.repo.ResolveManifest(ctx, pi.img.Tag)
+			if err == nil && got.Digest == pi.desc.Digest || ctx.Err() != nil {
+				return
+			}
+			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)
+			if err := pi.p.readTag(ctx, pi.img); err == nil {
+				_, err = r.commitIndex(ctx, pi.img, pi.p, pi.ir)
+			}
+			if err != nil && ctx.Err() == nil {
+				pi.ir.Status, pi.ir.Err = StatusFailed, fmt.Errorf("failed to load [%s]: the index changed after it was pushed: %w", pi.img.Source, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // refreshTag reads the main tag again if it changed since prepare read it,
