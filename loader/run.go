@@ -165,7 +165,7 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer ar.Close()
 	em.emit(Planned{Plan: plan})
-	reg, err := connect(ctx, plan, opts, em)
+	reg, err := connect(ctx, plan, opts, em, false)
 	if err != nil {
 		return nil, err
 	}

@@ -66,9 +66,10 @@ func (r orasRegistry) Repository(name string) (Repository, error) {
 // login check unless opts.SkipLogin. The probe also settles the scheme
 // (HTTPS, or plain HTTP where allowed). Debug lines of the registry client
 // become Debug events when opts.Debug is set.
-func connect(ctx context.Context, plan *Plan, opts Options, em *emitter) (Registry, error) {
+func connect(ctx context.Context, plan *Plan, opts Options, em *emitter, validate bool) (Registry, error) {
 	ropts := opts.Registry
 	ropts.StallTimeout = opts.Timeout
+	ropts.PushScope = !opts.DryRun && !validate
 	if opts.Debug && ropts.Debugf == nil && em.enabled() {
 		ropts.Debugf = func(format string, args ...any) { em.emit(Debug{Message: fmt.Sprintf(format, args...)}) }
 	}

@@ -35,7 +35,7 @@ func Validate(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer ar.Close()
 	em.emit(Planned{Plan: plan})
-	reg, err := connect(ctx, plan, opts, em)
+	reg, err := connect(ctx, plan, opts, em, true)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,8 @@ import (
 // credentials for the registry may push to repository. It asks the
 // registry's token service for a new token with pull and push scope
 // (never a cached one: Harbor refuses tokens issued before a project
-// existed) and reads the actions it grants. When push is not among them
+// existed) and reads the actions it grants; with RegistryOptions.PushScope
+// the token is then kept for the repository's requests. When push is not among them
 // the error wraps ErrUnauthorized and reads "no push permission for
 // project P on registry H as user U", P being the first path component of
 // repository (on Harbor, where a missing project is the reason, it says
@@ -59,6 +60,12 @@ func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error
 	if scheme != auth.SchemeBearer {
 		r.debugf("registry %s: %s: no token auth, the pushes will tell", r.host, op)
 		return nil
+	}
+	if r.opts.PushScope {
+		// The load's requests to the repository ask for this very scope:
+		// let them use this token rather than ask for another.
+		key := auth.ScopeRepository(repository, auth.ActionPull, auth.ActionPush)
+		_, _ = r.auth.Cache.Set(ctx, r.endpoint, auth.SchemeBearer, key, func(context.Context) (string, error) { return token, nil })
 	}
 	claims, ok := parseTokenClaims(token)
 	if !ok {

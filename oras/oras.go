@@ -137,6 +137,10 @@ type RegistryOptions struct {
 	// body, whichever is smaller. Every 413 halves the chunk size again,
 	// down to MinChunkSize (64 KiB).
 	MaxChunkSize int64
+	// PushScope asks every token of a repository for pull and push, so
+	// that one token serves a load's reads and writes of the repository
+	// (otherwise reads get a pull token and the first write another).
+	PushScope bool
 	// CredentialHelperTimeout bounds each run of a docker credential
 	// helper (credsStore, credHelpers); the helper and its children are
 	// killed when it passes or the caller gives up. Zero or less means
@@ -404,6 +408,15 @@ type Repository struct {
 // Name returns the repository name.
 func (r *Repository) Name() string { return r.name }
 
+// scoped adds the repository's push scope to ctx when the Registry asks
+// tokens for push (RegistryOptions.PushScope).
+func (r *Repository) scoped(ctx context.Context) context.Context {
+	if !r.reg.opts.PushScope {
+		return ctx
+	}
+	return auth.AppendRepositoryScope(ctx, r.ref, auth.ActionPull, auth.ActionPush)
+}
+
 // remotes returns the oras repositories, settling the scheme first.
 func (r *Repository) remotes(ctx context.Context) (repo, upload *remote.Repository, err error) {
 	plainHTTP, _, err := r.reg.scheme(ctx)
@@ -432,6 +445,7 @@ func (r *Repository) remotes(ctx context.Context) (repo, upload *remote.Reposito
 
 // BlobExists reports whether the repository has the blob (HEAD).
 func (r *Repository) BlobExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("check blob %s in %s", desc.Digest, r.name)
 	if err := desc.Digest.Validate(); err != nil {
 		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
@@ -457,6 +471,7 @@ func (r *Repository) BlobExists(ctx context.Context, desc ocispec.Descriptor) (b
 // with ErrDigestMismatch before the registry can commit them. Errors from
 // open or from reading are returned in the chain and not retried.
 func (r *Repository) PushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("push blob %s to %s", desc.Digest, r.name)
 	if err := validateBlob(desc, open); err != nil {
 		return opError(op, err)
@@ -503,6 +518,7 @@ func (r *Repository) monolithicError(err error, body *uploadBody, desc ocispec.D
 // whether the blob was mounted (true: the registry answered 201 to the
 // mount) or uploaded (false). Retries and errors are as PushBlob's.
 func (r *Repository) MountBlob(ctx context.Context, desc ocispec.Descriptor, from string, open func() (io.ReadCloser, error)) (mounted bool, err error) {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("mount blob %s from %s to %s", desc.Digest, from, r.name)
 	if err := validateBlob(desc, open); err != nil {
 		return false, opError(op, err)
@@ -557,6 +573,7 @@ func validateBlob(desc ocispec.Descriptor, open func() (io.ReadCloser, error)) e
 // ManifestExists reports whether the repository has the manifest (HEAD
 // by digest): false when the registry answers 404.
 func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("check manifest %s in %s", desc.Digest, r.name)
 	if err := desc.Digest.Validate(); err != nil {
 		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
@@ -582,6 +599,7 @@ func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor
 // is rewound). A 404 (e.g. a missing Harbor project) is a plain error, not
 // ErrNotFound.
 func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, body []byte, reference string) error {
+	ctx = r.scoped(ctx)
 	target := reference
 	if target == "" {
 		target = desc.Digest.String()
@@ -626,6 +644,7 @@ func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, 
 // or digest) with a HEAD request. A reference that does not exist gives an
 // error wrapping ErrNotFound; any other failure is returned as such.
 func (r *Repository) ResolveManifest(ctx context.Context, reference string) (ocispec.Descriptor, error) {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("resolve manifest %s:%s", r.name, reference)
 	repo, _, err := r.remotes(ctx)
 	if err != nil {
@@ -646,6 +665,7 @@ func (r *Repository) ResolveManifest(ctx context.Context, reference string) (oci
 //
 // References: decisions.md D4.
 func (r *Repository) FetchManifest(ctx context.Context, reference string) (ocispec.Descriptor, []byte, error) {
+	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("fetch manifest %s:%s", r.name, reference)
 	if d, err := digest.Parse(reference); err == nil {
 		op = fmt.Sprintf("fetch manifest %s@%s", r.name, d)
