@@ -51,6 +51,10 @@ type tracker struct {
 	total int64
 	em    *emitter
 
+	// requests counts the registry requests made for the image
+	// (transfers it started included).
+	requests oras.RequestCounts
+
 	mu       sync.Mutex
 	counted  map[digest.Digest]bool
 	stats    Stats
@@ -181,7 +185,7 @@ func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc ocispe
 		go func() {
 			defer s.running.Done()
 			var o outcome
-			o, task.err = s.transfer(s.ctx, repo, desc, leader, t)
+			o, task.err = s.transfer(oras.CountRequests(s.ctx, &t.requests), repo, desc, leader, t)
 			if task.err == nil {
 				t.account(desc, o)
 			}

@@ -28,6 +28,9 @@ type ReportImage struct {
 	Mounted     int64            `json:"bytesMounted"`
 	Present     int64            `json:"bytesPresent"`
 	Seconds     float64          `json:"seconds"`
+	// Requests counts the registry requests made for the image, by HTTP
+	// method.
+	Requests map[string]int `json:"requests,omitempty"`
 }
 
 // ReportManifest is one manifest of a ReportImage.
@@ -45,7 +48,7 @@ func NewReport(res *Result) Report {
 		ri := ReportImage{
 			Source: img.Source, Destination: img.Reference, Status: ir.Status.String(),
 			Uploaded: ir.Uploaded, Mounted: ir.Mounted, Present: ir.Present, Seconds: ir.Duration.Seconds(),
-			Manifests: []ReportManifest{},
+			Manifests: []ReportManifest{}, Requests: ir.Requests,
 		}
 		for _, l := range img.Lines {
 			ri.Lines = append(ri.Lines, l.Number)

@@ -54,6 +54,10 @@ type ImageResult struct {
 	// (zero for charts, files and failures).
 	Index    ocispec.Descriptor
 	Duration time.Duration
+	// Requests counts the registry requests made for the image, by HTTP
+	// method (token requests and retries included; a blob transfer counts
+	// for the image that started it).
+	Requests map[string]int
 }
 
 // Failure is one line of the failed list.
@@ -248,6 +252,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 		if trackers[i] != nil {
 			ir := res.Images[img]
 			ir.Stats = trackers[i].snapshot()
+			ir.Requests = trackers[i].requests.ByMethod()
 			res.Stats.add(ir.Stats)
 		}
 	}
@@ -352,10 +357,12 @@ func (r *runner) stopUnreachable(err error) {
 // all are in, the merged index at the main tag. done releases the turn.
 func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *tracker, turn func() bool, done func()) {
 	start := time.Now()
+	ctx = oras.CountRequests(ctx, &t.requests)
 	r.em.emit(ImageStarted{Image: img, Total: t.total})
 	p, err := r.prepare(ctx, img, t)
 	if !turn() {
 		ir.Status, ir.Err = StatusInterrupted, context.Cause(ctx)
+		ir.Requests = t.requests.ByMethod()
 		r.em.emit(ImageDone{Image: img, Result: ir})
 		return
 	}
@@ -379,6 +386,7 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 		ir.Status, ir.Err = StatusFailed, err
 	}
 	ir.Stats = t.snapshot()
+	ir.Requests = t.requests.ByMethod()
 	r.em.emit(ImageDone{Image: img, Result: ir})
 }
 
@@ -418,7 +426,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	g, gctx := errgroup.WithContext(ctx)
 	for i, m := range img.Manifests {
 		g.Go(func() error {
-			s, err := r.prepareManifest(gctx, repo, m, p.existing.HasDigest(m.Descriptor.Digest), t)
+			s, err := r.prepareManifest(gctx, img, repo, m, p.existing.HasDigest(m.Descriptor.Digest), t)
 			p.steps[i] = s
 			return err
 		})
@@ -445,33 +453,49 @@ func (p *prepared) readTag(ctx context.Context, img *Image) error {
 
 // prepareManifest decides what one manifest needs and, when it is missing,
 // uploads its blobs. It costs one HEAD for a manifest that is there (two
-// when its platform tag must be checked).
-func (r *runner) prepareManifest(ctx context.Context, repo Repository, m *Manifest, listed bool, t *tracker) (step, error) {
+// when its platform tag must be checked); a chart or file, whose tag is
+// its only reference, one HEAD of that tag.
+func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, listed bool, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
 		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
 	}
-	exists, err := repo.ManifestExists(ctx, desc)
-	if err != nil {
-		return fail(err)
-	}
-	if exists {
+	present := func() {
 		for _, b := range m.Blobs {
 			t.account(b, outcomePresent)
 		}
-		// Like Hangar, a manifest the destination index names is not
-		// pushed again, not even to its tag.
-		if listed || m.Tag == "" {
-			return stepNone, nil
-		}
+	}
+	if img.SkipIndex && m.Tag != "" {
 		got, err := repo.ResolveManifest(ctx, m.Tag)
 		switch {
 		case err == nil && got.Digest == desc.Digest:
+			present()
 			return stepNone, nil
-		case err == nil || errors.Is(err, oras.ErrNotFound):
-			return stepTag, nil
-		default:
+		case err != nil && !errors.Is(err, oras.ErrNotFound):
 			return fail(err)
+		}
+		// not at its tag: upload (blobs already there are found) and push
+	} else {
+		exists, err := repo.ManifestExists(ctx, desc)
+		if err != nil {
+			return fail(err)
+		}
+		if exists {
+			present()
+			// Like Hangar, a manifest the destination index names is not
+			// pushed again, not even to its tag.
+			if listed || m.Tag == "" {
+				return stepNone, nil
+			}
+			got, err := repo.ResolveManifest(ctx, m.Tag)
+			switch {
+			case err == nil && got.Digest == desc.Digest:
+				return stepNone, nil
+			case err == nil || errors.Is(err, oras.ErrNotFound):
+				return stepTag, nil
+			default:
+				return fail(err)
+			}
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)

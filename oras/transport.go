@@ -250,6 +250,7 @@ func isBlobTransfer(req *http.Request) (upload, download bool) {
 }
 
 func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	countRequest(req.Context(), req.Method)
 	if err := o.reach.failFast(); err != nil {
 		if req.Body != nil {
 			req.Body.Close()

@@ -3,8 +3,12 @@ package plugin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,6 +159,9 @@ func (h hangarLines) event(ev loader.Event) {
 }
 
 func (h hangarLines) imageDone(img *loader.Image, res *loader.ImageResult) {
+	if h.l.debug {
+		h.l.logf(levelDebug, img.Lines[0].Number, "[%s] %s: %s", img.Reference, res.Status, requestsString(res.Requests))
+	}
 	switch {
 	case h.validate && res.Status == loader.StatusLoaded:
 		for _, l := range img.Lines {
@@ -344,3 +351,18 @@ func platformOf(m *loader.Manifest) string {
 }
 
 func isInterrupt(err error) bool { return errors.Is(err, errInterrupted) }
+
+// requestsString formats request counts: "5 requests (GET 1, HEAD 4)".
+func requestsString(byMethod map[string]int) string {
+	methods := slices.Sorted(maps.Keys(byMethod))
+	total := 0
+	parts := make([]string, 0, len(methods))
+	for _, m := range methods {
+		total += byMethod[m]
+		parts = append(parts, fmt.Sprintf("%s %d", m, byMethod[m]))
+	}
+	if total == 0 {
+		return "no request"
+	}
+	return fmt.Sprintf("%d requests (%s)", total, strings.Join(parts, ", "))
+}

@@ -1,7 +1,10 @@
 package loader_test
 
 import (
+	"maps"
+
 	"fmt"
+	"github.com/cnrancher/docker-hangar/loader"
 	"testing"
 
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
@@ -49,5 +52,28 @@ func TestTokensPerRepository(t *testing.T) {
 	}
 	if warm, limit := load1(), 1+repos; warm > limit {
 		t.Errorf("warm re-load asked for %d tokens; want at most %d (one per repository and the login probe)", warm, limit)
+	}
+}
+
+// TestWarmRequests checks what a warm image costs (issue 13): one GET of
+// its tag and one HEAD per manifest, the fewest that prove it is there;
+// a chart or file, pushed to its tag with no index, one HEAD. Result and
+// report carry the counts (--debug prints them).
+func TestWarmRequests(t *testing.T) {
+	w := writeArchive(t, archivetest.Demo(), archivetest.Options{})
+	reg := registrytest.MustStart(t, registrytest.Options{})
+	if res := load(t, testOptions(t, w.Path, reg.Host())); len(res.Failed) != 0 {
+		t.Fatalf("failed: %v", res.FailedKeys())
+	}
+	res := load(t, testOptions(t, w.Path, reg.Host()))
+	for _, img := range res.Plan.Images {
+		ir := res.Images[img]
+		want := map[string]int{"GET": 1, "HEAD": len(img.Manifests)}
+		if img.SkipIndex {
+			want = map[string]int{"HEAD": len(img.Manifests)}
+		}
+		if ir.Status != loader.StatusUnchanged || !maps.Equal(ir.Requests, want) {
+			t.Errorf("%s: %s with requests %v; want unchanged with %v", img.Reference, ir.Status, ir.Requests, want)
+		}
 	}
 }
