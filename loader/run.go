@@ -550,6 +550,10 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if err := p.readTag(ctx, img); err != nil {
+			if ctx.Err() != nil {
+				// the index is in; only its read-back was interrupted
+				return true, nil
+			}
 			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
