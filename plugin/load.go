@@ -98,12 +98,14 @@ Examples:
 
 Options:
 {{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}
+{{- if .HasAvailableSubCommands}}
 
 Commands:
 {{- range .Commands}}{{if .IsAvailableCommand}}
   {{rpad .Name .NamePadding}} {{.Short}}{{end}}{{end}}
 
 Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+{{- end}}
 `
 
 // addCommon defines the flags that load and validate share; their
