@@ -219,7 +219,7 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 			log.errorf(0, "write report: %v", err)
 		}
 	}
-	if opts.DryRun {
+	if opts.DryRun && f.progress != progressJSON { // stdout holds only JSON
 		printPlan(cmd.OutOrStdout(), res)
 	}
 	printSummary(log, res, opts.DryRun, false)
