@@ -352,8 +352,8 @@ func (f *loadFlags) withInterrupt(ctx context.Context, log *logger, events loade
 			log.infof(0, "Failed image list (every line) exported to %q", f.failed)
 		}
 	}
-	ctx, stop := notifyInterrupt(ctx, stopGrace, func(sig os.Signal) {
-		log.warnf(0, "Abort: [%v] received, stopping: images not loaded go to the failed list", sig)
+	ctx, stop := notifyInterrupt(ctx, stopGrace, func(what string) {
+		log.warnf(0, "Abort: [%s] received, stopping: images not loaded go to the failed list", what)
 		log.warnf(0, "Use 'Ctrl-C' again to force exit (not recommended)")
 	}, exit)
 	return ctx, handler, stop

@@ -110,23 +110,27 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 	return 1
 }
 
-// notifyInterrupt cancels ctx on the first SIGINT or SIGTERM with the
-// cause errInterrupted, after calling first. A second signal, or grace
+// notifyInterrupt cancels ctx on the first SIGINT or SIGTERM, or when
+// parent is cancelled (docker closes a plugin's socket when it gets a
+// signal and its output is no terminal), with the cause errInterrupted,
+// after calling first with what was received. A second signal, or grace
 // passing without the returned stop function being called, calls exit
 // (with why) and exits at once with status 130.
-func notifyInterrupt(ctx context.Context, grace time.Duration, first func(os.Signal), exit func(why string)) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
+func notifyInterrupt(parent context.Context, grace time.Duration, first func(what string), exit func(why string)) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-ch:
-			first(s)
-			cancel(errInterrupted)
+			first(s.String())
+		case <-parent.Done():
+			first("stop request from docker")
 		case <-done:
 			return
 		}
+		cancel(errInterrupted)
 		timer := time.NewTimer(grace)
 		defer timer.Stop()
 		select {
