@@ -162,7 +162,7 @@ func (f *loadFlags) prepare(cmd *cobra.Command, validate bool) (loader.Options, 
 	}
 	for _, p := range []struct{ flag, path string }{{"--failed", f.failed}, {"--report", f.report}} {
 		if err := checkWritable(p.path); err != nil {
-			return o, nil, fmt.Errorf("%s: %w", p.flag, err)
+			return o, nil, fmt.Errorf("%s: %s", p.flag, quoteControl(err.Error()))
 		}
 	}
 	r := newRenderer(f.progress, cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Debug, f.hideLogTime, validate)
