@@ -122,9 +122,11 @@ func notifyInterrupt(parent context.Context, grace time.Duration, first func(wha
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		signals := 0
 		select {
 		case s := <-ch:
 			first(s.String())
+			signals++
 		case <-parent.Done():
 			first("stop request from docker")
 		case <-done:
@@ -133,14 +135,20 @@ func notifyInterrupt(parent context.Context, grace time.Duration, first func(wha
 		cancel(errInterrupted)
 		timer := time.NewTimer(grace)
 		defer timer.Stop()
-		select {
-		case <-ch:
-			exit("was forced to stop")
-		case <-timer.C:
-			exit(fmt.Sprintf("did not stop within %s: exiting", grace))
-		case <-done:
-			return
+		// Ctrl-C in a pipe signals the plugin and makes docker close its
+		// socket: in either order, it takes a second signal to force
+		for signals < 2 {
+			select {
+			case <-ch:
+				signals++
+			case <-timer.C:
+				exit(fmt.Sprintf("did not stop within %s: exiting", grace))
+				os.Exit(130)
+			case <-done:
+				return
+			}
 		}
+		exit("was forced to stop")
 		os.Exit(130)
 	}()
 	return ctx, func() {
