@@ -56,7 +56,15 @@ func startTerminal(t *testing.T, dir, config string, args ...string) *terminal {
 		"env", "-u", "TMUX", "DOCKER_CONFIG=" + config, "DOCKER_CLI_HINTS=false", "docker"}, args...)
 	term.tmux(append([]string{"-f", "/dev/null", "new-session", "-d", "-s", "main", "-c", dir,
 		"-x", strconv.Itoa(termCols), "-y", strconv.Itoa(termRows), "--"}, cmd...)...)
-	t.Cleanup(func() { exec.Command("tmux", "-L", term.sock, "kill-server").Run() })
+	t.Cleanup(func() {
+		exec.Command("tmux", "-L", term.sock, "kill-server").Run()
+		// the server leaves its socket behind
+		dir := os.Getenv("TMUX_TMPDIR")
+		if dir == "" {
+			dir = "/tmp"
+		}
+		os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), term.sock))
+	})
 	term.tmux("set-option", "-t", "main", "remain-on-exit", "on")
 	term.tmux("pipe-pane", "-t", "main", "-o", "cat >> "+term.raw)
 	term.tmux("send-keys", "-t", "main", "Enter")
