@@ -101,12 +101,14 @@ Examples:
 
 Options:
 {{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}
+{{- if .HasAvailableSubCommands}}
 
 Commands:
 {{- range .Commands}}{{if .IsAvailableCommand}}
   {{rpad .Name .NamePadding}} {{.Short}}{{end}}{{end}}
 
 Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+{{- end}}
 `
 
 // addCommon defines the flags that load and validate share; their
@@ -170,7 +172,7 @@ func (f *loadFlags) prepare(cmd *cobra.Command, validate bool) (loader.Options, 
 	}
 	for _, p := range []struct{ flag, path string }{{"--failed", f.failed}, {"--report", f.report}} {
 		if err := checkWritable(p.path); err != nil {
-			return o, nil, fmt.Errorf("%s: %w", p.flag, err)
+			return o, nil, fmt.Errorf("%s: %s", p.flag, quoteControl(err.Error()))
 		}
 	}
 	r := newRenderer(f.progress, cmd.OutOrStdout(), cmd.ErrOrStderr(), o.Debug, f.hideLogTime, validate)
@@ -227,7 +229,7 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 			log.errorf(0, "write report: %v", err)
 		}
 	}
-	if opts.DryRun {
+	if opts.DryRun && f.progress != progressJSON { // stdout holds only JSON
 		printPlan(cmd.OutOrStdout(), res)
 	}
 	printSummary(log, res, opts.DryRun, false)
@@ -360,8 +362,8 @@ func (f *loadFlags) withInterrupt(ctx context.Context, log *logger, events loade
 			log.infof(0, "Failed image list (every line) exported to %q", f.failed)
 		}
 	}
-	ctx, stop := notifyInterrupt(ctx, stopGrace, func(sig os.Signal) {
-		log.warnf(0, "Abort: [%v] received, stopping: images not loaded go to the failed list", sig)
+	ctx, stop := notifyInterrupt(ctx, stopGrace, func(what string) {
+		log.warnf(0, "Abort: [%s] received, stopping: images not loaded go to the failed list", what)
 		log.warnf(0, "Use 'Ctrl-C' again to force exit (not recommended)")
 	}, exit)
 	return ctx, handler, stop

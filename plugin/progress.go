@@ -131,7 +131,9 @@ func (w progressWriter) Write(b []byte) (int, error) {
 // clear erases the last frame; the caller holds mu.
 func (p *liveProgress) clear() {
 	if p.drawn > 0 {
-		fmt.Fprintf(p.out, "\x1b[%dA\x1b[J", p.drawn)
+		// from the start of the line: the terminal may have echoed
+		// something (^C) after the frame
+		fmt.Fprintf(p.out, "\r\x1b[%dA\x1b[J", p.drawn)
 		p.drawn = 0
 	}
 }

@@ -110,33 +110,45 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 	return 1
 }
 
-// notifyInterrupt cancels ctx on the first SIGINT or SIGTERM with the
-// cause errInterrupted, after calling first. A second signal, or grace
+// notifyInterrupt cancels ctx on the first SIGINT or SIGTERM, or when
+// parent is cancelled (docker closes a plugin's socket when it gets a
+// signal and its output is no terminal), with the cause errInterrupted,
+// after calling first with what was received. A second signal, or grace
 // passing without the returned stop function being called, calls exit
 // (with why) and exits at once with status 130.
-func notifyInterrupt(ctx context.Context, grace time.Duration, first func(os.Signal), exit func(why string)) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
+func notifyInterrupt(parent context.Context, grace time.Duration, first func(what string), exit func(why string)) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		signals := 0
 		select {
 		case s := <-ch:
-			first(s)
-			cancel(errInterrupted)
+			first(s.String())
+			signals++
+		case <-parent.Done():
+			first("stop request from docker")
 		case <-done:
 			return
 		}
+		cancel(errInterrupted)
 		timer := time.NewTimer(grace)
 		defer timer.Stop()
-		select {
-		case <-ch:
-			exit("was forced to stop")
-		case <-timer.C:
-			exit(fmt.Sprintf("did not stop within %s: exiting", grace))
-		case <-done:
-			return
+		// Ctrl-C in a pipe signals the plugin and makes docker close its
+		// socket: in either order, it takes a second signal to force
+		for signals < 2 {
+			select {
+			case <-ch:
+				signals++
+			case <-timer.C:
+				exit(fmt.Sprintf("did not stop within %s: exiting", grace))
+				os.Exit(130)
+			case <-done:
+				return
+			}
 		}
+		exit("was forced to stop")
 		os.Exit(130)
 	}()
 	return ctx, func() {
