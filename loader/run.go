@@ -423,10 +423,22 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 			return nil, err
 		}
 	}
+	// A tag that does not exist means a new image: its manifests are
+	// pushed without asking for each first (an earlier, interrupted load
+	// may have pushed some: pushing them again is harmless, and their
+	// large blobs are still found).
+	absent := img.Tag != "" && !img.SkipIndex && p.existingDesc.Digest == ""
 	g, gctx := errgroup.WithContext(ctx)
 	for i, m := range img.Manifests {
 		g.Go(func() error {
-			s, err := r.prepareManifest(gctx, img, repo, m, p.existing.HasDigest(m.Descriptor.Digest), t)
+			known := knownUnknown
+			switch {
+			case absent:
+				known = knownAbsent
+			case p.existing.HasDigest(m.Descriptor.Digest):
+				known = knownListed
+			}
+			s, err := r.prepareManifest(gctx, img, repo, m, known, t)
 			p.steps[i] = s
 			return err
 		})
@@ -451,11 +463,20 @@ func (p *prepared) readTag(ctx context.Context, img *Image) error {
 	return nil
 }
 
+// knowledge is what the main tag said of a manifest.
+type knowledge int
+
+const (
+	knownUnknown knowledge = iota // the tag's index does not name it
+	knownListed                   // the tag's index names it
+	knownAbsent                   // the tag does not exist: a new image
+)
+
 // prepareManifest decides what one manifest needs and, when it is missing,
 // uploads its blobs. It costs one HEAD for a manifest that is there (two
-// when its platform tag must be checked); a chart or file, whose tag is
-// its only reference, one HEAD of that tag.
-func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, listed bool, t *tracker) (step, error) {
+// when its platform tag must be checked), none for one of a new image; a
+// chart or file, whose tag is its only reference, one HEAD of that tag.
+func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, known knowledge, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
 		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
@@ -465,7 +486,10 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 			t.account(b, outcomePresent)
 		}
 	}
-	if img.SkipIndex && m.Tag != "" {
+	switch {
+	case known == knownAbsent:
+		// a new image: upload and push
+	case img.SkipIndex && m.Tag != "":
 		got, err := repo.ResolveManifest(ctx, m.Tag)
 		switch {
 		case err == nil && got.Digest == desc.Digest:
@@ -475,7 +499,7 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 			return fail(err)
 		}
 		// not at its tag: upload (blobs already there are found) and push
-	} else {
+	default:
 		exists, err := repo.ManifestExists(ctx, desc)
 		if err != nil {
 			return fail(err)
@@ -484,7 +508,7 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 			present()
 			// Like Hangar, a manifest the destination index names is not
 			// pushed again, not even to its tag.
-			if listed || m.Tag == "" {
+			if known == knownListed || m.Tag == "" {
 				return stepNone, nil
 			}
 			got, err := repo.ResolveManifest(ctx, m.Tag)

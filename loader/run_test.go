@@ -245,11 +245,14 @@ func TestRunFailedImageGetsNoIndex(t *testing.T) {
 		name string
 		// fail selects the calls of library/b that fail
 		fail func(c fakeCall, b archivetest.WrittenImage) bool
+		// tagged puts b's first manifest at its tag first: the manifests
+		// of an image whose tag exists are checked before they are pushed
+		tagged bool
 	}{
 		{name: "blob upload", fail: func(c fakeCall, b archivetest.WrittenImage) bool {
 			return (c.Op == opPushBlob || c.Op == opMountBlob) && c.Digest == b.Manifests[1].Layers[0].Digest
 		}},
-		{name: "manifest check", fail: func(c fakeCall, b archivetest.WrittenImage) bool {
+		{name: "manifest check", tagged: true, fail: func(c fakeCall, b archivetest.WrittenImage) bool {
 			return c.Op == opManifestExists && c.Digest == b.Manifests[1].Descriptor.Digest
 		}},
 		{name: "platform manifest push", fail: func(c fakeCall, b archivetest.WrittenImage) bool {
@@ -265,6 +268,11 @@ func TestRunFailedImageGetsNoIndex(t *testing.T) {
 				l := newFakeLoad(t, images, archivetest.Options{})
 				l.opts.Jobs = jobs
 				reg := newFakeRegistry()
+				if tt.tagged {
+					b0 := l.w.Images[1].Manifests[0]
+					reg.seed(bad, b0)
+					reg.putTag(bad, "1", b0.Descriptor.MediaType, b0.Bytes)
+				}
 				reg.before = func(ctx context.Context, c fakeCall) error {
 					if c.Repo == bad && tt.fail(c, l.w.Images[1]) {
 						return errInjected
@@ -286,8 +294,12 @@ func TestRunFailedImageGetsNoIndex(t *testing.T) {
 				if got := reg.find(func(c fakeCall) bool { return c.Repo == bad && isIndexPush(c) }); len(got) != 0 {
 					t.Errorf("library/b got %d index pushes", len(got))
 				}
-				if d := reg.tag(bad, "1"); d != "" {
-					t.Errorf("library/b:1 points at %s", d)
+				want := digest.Digest("")
+				if tt.tagged {
+					want = l.w.Images[1].Manifests[0].Descriptor.Digest // left as it was
+				}
+				if d := reg.tag(bad, "1"); d != want {
+					t.Errorf("library/b:1 points at %q, want %q", d, want)
 				}
 				for _, r := range []string{"library/a:1", "library/c:1"} {
 					_, ir := imageBy(t, res, ref(r))
@@ -510,7 +522,11 @@ func TestRunProgress(t *testing.T) {
 			l.opts.Events = pc.handle(l.opts.Events)
 			reg := newFakeRegistry()
 			reg.seedBlob("library/a", ocispec.Descriptor{Digest: archivetest.LayerDigest(big), Size: big.Size})
-			reg.seed("library/c", l.w.Images[2].Manifests[0])
+			// c's manifest is there, and at its tag (so c is not a new
+			// image, whose manifests are pushed without a check)
+			c0 := l.w.Images[2].Manifests[0]
+			reg.seed("library/c", c0)
+			reg.putTag("library/c", "1", c0.Descriptor.MediaType, c0.Bytes)
 			res := l.run(t, context.Background(), reg)
 			reg.checkClean(t)
 			if len(res.Failed) != 0 {
