@@ -1008,9 +1008,10 @@ once (POST, then one PUT streamed from the archive, read through
 \`archive.Reader\`, which verifies each blob's sha256 once), mounts it into
 the other repositories that need it (one POST each, no bytes), then PUTs
 the manifests and each image's index; no HEAD, no GET, no retry, no
-authentication, no per-image ordering. It sent $FLOOR_REQ requests. The
-reference is the floor with $CONC requests in flight, the loader's default
-blob concurrency (\`-c 1\` is shown for scale).
+authentication (but on Harbor, above), no per-image ordering. It sent
+$FLOOR_REQ requests. The reference is the floor with $CONC requests in
+flight in each phase, the loader's default blob concurrency (\`-c 1\` is
+shown for scale).
 
 The machine is shared: compare figures of the same run only, and read the
 load average above before trusting small differences. Every run
