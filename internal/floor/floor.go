@@ -59,7 +59,7 @@ type Stats struct {
 // names it), mounts it into the other repositories that name it (one POST
 // each: distribution refuses a manifest whose blobs are not linked into its
 // repository), then pushes the manifests, then the late ones. No HEAD
-// checks, no retries; authentication, when the registry wants it, is
+// checks, no retries; authentication, when the registry wants it, is the
 // client's transport (TokenTransport), which never costs a refused
 // request. concurrency bounds the requests in flight in each phase (1:
 // strictly sequential).
