@@ -1,6 +1,7 @@
 // Package floor is the simplest correct client a load is measured against
 // (make bench, loader's BenchmarkLoad): the same bytes, pushed with plain
-// net/http and no checks.
+// net/http and no checks; with bearer tokens (TokenTransport) and Harbor
+// projects (CreateHarborProjects) for a real Harbor.
 package floor
 
 import (
@@ -47,8 +48,9 @@ type Stats struct {
 	MountedBlobs int
 	// Manifests pushed.
 	Manifests int
-	// Requests sent.
+	// Requests sent, and the same by method (POST, PUT).
 	Requests int64
+	ByMethod map[string]int64
 }
 
 // Push is the simplest correct client a load can be measured against: it
@@ -57,8 +59,10 @@ type Stats struct {
 // names it), mounts it into the other repositories that name it (one POST
 // each: distribution refuses a manifest whose blobs are not linked into its
 // repository), then pushes the manifests, then the late ones. No HEAD
-// checks, no retries, no authentication. concurrency bounds the requests in
-// flight in each phase (1: strictly sequential).
+// checks, no retries; authentication, when the registry wants it, is the
+// client's transport (TokenTransport), which never costs a refused
+// request. concurrency bounds the requests in flight in each phase (1:
+// strictly sequential).
 func Push(ctx context.Context, client *http.Client, base string, open func(digest.Digest) (io.ReadCloser, error), manifests []Manifest, concurrency int) (Stats, error) {
 	var st Stats
 	base = strings.TrimSuffix(base, "/")
@@ -85,9 +89,17 @@ func Push(ctx context.Context, client *http.Client, base string, open func(diges
 			uploads = append(uploads, blobJob{repo: m.Repo, desc: b})
 		}
 	}
-	var requests atomic.Int64
+	var (
+		countMu  sync.Mutex
+		byMethod = map[string]int64{}
+	)
+	count := func(method string) {
+		countMu.Lock()
+		byMethod[method]++
+		countMu.Unlock()
+	}
 	do := func(req *http.Request, want int) (*http.Response, error) {
-		requests.Add(1)
+		count(req.Method)
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, err
@@ -104,7 +116,7 @@ func Push(ctx context.Context, client *http.Client, base string, open func(diges
 		if err != nil {
 			return nil, err
 		}
-		requests.Add(1)
+		count(req.Method)
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, err
@@ -139,32 +151,7 @@ func Push(ctx context.Context, client *http.Client, base string, open func(diges
 		return err
 	}
 	phase := func(n int, fn func(ctx context.Context, i int) error) error {
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		var (
-			wg   sync.WaitGroup
-			next atomic.Int64
-			once sync.Once
-			ferr error
-		)
-		for range max(concurrency, 1) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= n || ctx.Err() != nil {
-						return
-					}
-					if err := fn(ctx, i); err != nil {
-						once.Do(func() { ferr = err; cancel(err) })
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return ferr
+		return parallel(ctx, n, concurrency, fn)
 	}
 	var mu sync.Mutex
 	err := phase(len(uploads), func(ctx context.Context, i int) error {
@@ -235,11 +222,46 @@ func Push(ctx context.Context, client *http.Client, base string, open func(diges
 			return nil
 		})
 	}
-	st.Requests = requests.Load()
+	st.ByMethod = byMethod
+	for _, n := range byMethod {
+		st.Requests += n
+	}
 	if err != nil {
 		return st, fmt.Errorf("floor: %w", err)
 	}
 	return st, nil
+}
+
+// parallel runs fn(ctx, i) for i in [0, n) with up to concurrency calls at
+// a time (at least one); the first error cancels the others' context and is
+// returned.
+func parallel(ctx context.Context, n, concurrency int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		once sync.Once
+		ferr error
+	)
+	for range max(concurrency, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { ferr = err; cancel(err) })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ferr
 }
 
 // FromPlan lists what a cold load of plan pushes: each manifest to

@@ -1,0 +1,7 @@
+package floor
+
+// Test-only access to unexported helpers.
+var (
+	RequestScopes  = requestScopes
+	ParseChallenge = parseChallenge
+)
