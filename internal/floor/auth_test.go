@@ -1,6 +1,7 @@
 package floor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -263,7 +265,21 @@ func mapsEqual(a, b map[string]string) bool {
 func TestCreateHarborProjects(t *testing.T) {
 	users := map[string]string{"admin": "Harbor12345"}
 	h := registrytest.NewHarbor(users, "existing")
-	reg := registrytest.MustStart(t, registrytest.Options{Wrap: h.Wrap})
+	var mu sync.Mutex
+	var bodies []string // of the project creations
+	reg := registrytest.MustStart(t, registrytest.Options{Wrap: func(next http.Handler) http.Handler {
+		api := h.Wrap(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Path == "/api/v2.0/projects" {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				bodies = append(bodies, string(b))
+				mu.Unlock()
+				r.Body = io.NopCloser(bytes.NewReader(b))
+			}
+			api.ServeHTTP(w, r)
+		})
+	}})
 	client := &http.Client{}
 	projects := []string{"existing", "one", "two"}
 	n, err := floor.CreateHarborProjects(context.Background(), client, reg.Server.URL, floor.Credentials{Username: "admin", Password: "Harbor12345"}, projects, 2)
@@ -273,11 +289,21 @@ func TestCreateHarborProjects(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("%d requests, want 3 (one POST per project)", n)
 	}
-	if got := h.Projects(); !slices.Equal(got, projects) {
-		t.Fatalf("projects %q, want %q", got, projects)
+	for _, p := range projects {
+		req, _ := http.NewRequest(http.MethodHead, reg.Server.URL+"/api/v2.0/projects?project_name="+p, nil)
+		req.SetBasicAuth("admin", "Harbor12345")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("project %s: HEAD answered %s, want 200", p, resp.Status)
+		}
 	}
-	bodies := h.CreateBodies()
-	slices.Sort(bodies)
+	mu.Lock()
+	bodies = slices.Sorted(slices.Values(bodies))
+	mu.Unlock()
 	want := []string{
 		`{"project_name":"existing","metadata":{"public":"false"}}`,
 		`{"project_name":"one","metadata":{"public":"false"}}`,
