@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/cnrancher/docker-hangar/archive"
@@ -67,13 +66,15 @@ func newTracker(img *Image, em *emitter) *tracker {
 }
 
 // account counts a blob of the image once, by its outcome.
-func (t *tracker) account(desc ocispec.Descriptor, o outcome) {
+func (t *tracker) account(desc Blob, o outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.counted[desc.Digest] {
-		return
+	if t.counted != nil {
+		if t.counted[desc.Digest] {
+			return
+		}
+		t.counted[desc.Digest] = true
 	}
-	t.counted[desc.Digest] = true
 	switch o {
 	case outcomeUploaded:
 		t.stats.Uploaded += desc.Size
@@ -84,6 +85,15 @@ func (t *tracker) account(desc ocispec.Descriptor, o outcome) {
 	}
 	t.done += desc.Size
 	t.progress(true)
+}
+
+// finished drops what the tracker needs only while its image waits for
+// blobs (the set of blobs counted); a transfer the image started may still
+// end and count, once: no other blob of the image is counted then.
+func (t *tracker) finished() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.counted = nil
 }
 
 // inflight adds (or, when an upload restarts, removes) bytes of an upload
@@ -170,7 +180,7 @@ func newBlobScheduler(ctx context.Context, src Source, concurrency int, dryRun b
 // transfer runs under the load's context, not ctx: a blob shared by several
 // images keeps going when the image that asked first fails or gives up
 // (its bytes still count for that image); ctx only bounds the wait.
-func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc ocispec.Descriptor, t *tracker) error {
+func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, t *tracker) error {
 	key := taskKey{repo.Name(), desc.Digest}
 	s.mu.Lock()
 	task, ok := s.tasks[key]
@@ -240,7 +250,8 @@ func contentError(err error) bool {
 // for any more.
 func (s *blobScheduler) wait() { s.running.Wait() }
 
-func (s *blobScheduler) transfer(ctx context.Context, repo Repository, desc ocispec.Descriptor, leader *blobTask, t *tracker) (outcome, error) {
+func (s *blobScheduler) transfer(ctx context.Context, repo Repository, blob Blob, leader *blobTask, t *tracker) (outcome, error) {
+	desc := blob.Descriptor()
 	from := ""
 	if leader != nil {
 		select {

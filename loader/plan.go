@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unique"
 
@@ -109,16 +110,31 @@ type Image struct {
 // Manifest is one manifest to push with its blobs.
 type Manifest struct {
 	// Descriptor is the manifest's entry in the image index (platform and
-	// annotations from the archive item).
+	// annotations from the archive item, shared with other manifests and
+	// the archive's index: not to be modified).
 	Descriptor ocispec.Descriptor
 	// Blobs are the config and the stored layers (foreign layers with
 	// URLs are not stored and not pushed); shared by every Manifest of the
 	// same digest.
-	Blobs []ocispec.Descriptor
+	Blobs []Blob
 	// Tag is the tag the manifest is pushed to; "" pushes it by digest.
 	Tag string
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
+}
+
+// Blob is a blob of a manifest: what a push needs of its descriptor, in a
+// third of the memory (a plan holds one per blob of every distinct
+// manifest).
+type Blob struct {
+	MediaType string
+	Digest    digest.Digest
+	Size      int64
+}
+
+// Descriptor returns the blob's descriptor.
+func (b Blob) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size}
 }
 
 // Size returns the bytes of the distinct blobs of the image's manifests.
@@ -165,6 +181,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		byRef:     map[string]*Image{},
 		manifests: map[digest.Digest]*parsedManifest{},
 		platforms: map[digest.Digest]platformResult{},
+		shared:    map[platformKey]*ocispec.Platform{},
 	}
 	if lines == nil && opts.ImageList == "" {
 		for i, e := range index.List {
@@ -217,6 +234,7 @@ type planner struct {
 	// digest; read counts the manifest bytes read (MaxPlanManifestBytes).
 	manifests map[digest.Digest]*parsedManifest
 	platforms map[digest.Digest]platformResult
+	shared    map[platformKey]*ocispec.Platform
 	read      int64
 }
 
@@ -416,7 +434,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 		return nil, "", err
 	}
 	m := &Manifest{
-		Descriptor:  manifest.Descriptor(pm.mediaType, item.Digest, pm.size, itemPlatform(item), item.Annotations),
+		Descriptor:  p.descriptor(pm, item),
 		Blobs:       pm.blobs,
 		Attestation: att,
 	}
@@ -450,6 +468,28 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	return m, "", nil
 }
 
+// descriptor returns the index entry of an item's manifest, as
+// manifest.Descriptor does, but sharing rather than copying: the platform
+// with every equal one of the plan, the annotations with the archive's
+// index (neither is modified).
+func (p *planner) descriptor(pm *parsedManifest, item archive.Manifest) ocispec.Descriptor {
+	desc := ocispec.Descriptor{MediaType: pm.mediaType, Digest: item.Digest, Size: pm.size}
+	if len(item.Annotations) > 0 {
+		desc.Annotations = item.Annotations
+	}
+	key := platformKey{item.Arch, item.OS, item.Variant, item.OSVersion, strings.Join(item.OSFeatures, "\x00")}
+	if desc.Platform = p.shared[key]; desc.Platform == nil {
+		platform := itemPlatform(item)
+		platform.OSFeatures = slices.Clone(platform.OSFeatures)
+		desc.Platform = &platform
+		p.shared[key] = desc.Platform
+	}
+	return desc
+}
+
+// platformKey identifies a platform, for sharing.
+type platformKey struct{ arch, os, variant, osVersion, features string }
+
 // assignTags gives each tag claimed by several manifests of an image to
 // the last one that claims it, as Hangar, loading entries one after the
 // other, leaves it; the others are pushed by digest only.
@@ -479,7 +519,7 @@ type parsedManifest struct {
 	size      int64
 	config    digest.Digest
 	chart     bool
-	blobs     []ocispec.Descriptor
+	blobs     []Blob
 	err       error
 }
 
@@ -532,7 +572,7 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 	}
 	pm.config = parsed.Config.Digest
 	pm.chart = parsed.Config.MediaType == manifest.MediaTypeHelmConfig
-	pm.blobs = make([]ocispec.Descriptor, 0, 1+len(parsed.Layers))
+	pm.blobs = make([]Blob, 0, 1+len(parsed.Layers))
 	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
 		if len(d.URLs) > 0 {
 			continue // foreign layer: not stored, not pushed
@@ -557,7 +597,7 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 		default:
 			d.Digest = digest.Digest(unique.Make(string(d.Digest)).Value())
 		}
-		pm.blobs = append(pm.blobs, ocispec.Descriptor{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size})
+		pm.blobs = append(pm.blobs, Blob{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size})
 	}
 	return nil
 }

@@ -387,6 +387,7 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 	}
 	ir.Stats = t.snapshot()
 	ir.Requests = t.requests.ByMethod()
+	t.finished()
 	r.em.emit(ImageDone{Image: img, Result: ir})
 }
 
@@ -659,7 +660,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 // pushed is an index this load pushed and read back.
 type pushed struct {
 	img  *Image
-	p    *prepared
+	repo Repository
 	ir   *ImageResult
 	desc ocispec.Descriptor
 	at   time.Time     // when it was read back
@@ -670,7 +671,7 @@ type pushed struct {
 func (r *runner) pushedIndex(img *Image, p *prepared, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pushed = append(r.pushed, pushed{img: img, p: p, ir: ir, desc: desc, at: time.Now(), took: took})
+	r.pushed = append(r.pushed, pushed{img: img, repo: p.repo, ir: ir, desc: desc, at: time.Now(), took: took})
 }
 
 // maxSettleWait bounds the wait of settle.
@@ -708,13 +709,14 @@ func (r *runner) settle(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer sem.Release(1)
-			got, err := pi.p.repo.ResolveManifest(ctx, pi.img.Tag)
+			got, err := pi.repo.ResolveManifest(ctx, pi.img.Tag)
 			if err == nil && got.Digest == pi.desc.Digest || ctx.Err() != nil {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)
-			if err := pi.p.readTag(ctx, pi.img); err == nil {
-				_, err = r.commitIndex(ctx, pi.img, pi.p, pi.ir)
+			p := &prepared{repo: pi.repo}
+			if err := p.readTag(ctx, pi.img); err == nil {
+				_, err = r.commitIndex(ctx, pi.img, p, pi.ir)
 			}
 			if err != nil && ctx.Err() == nil {
 				pi.ir.Status, pi.ir.Err = StatusFailed, fmt.Errorf("failed to load [%s]: the index changed after it was pushed: %w", pi.img.Source, err)

@@ -23,8 +23,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// memoryLimit is the soft limit of the Go heap (GOMEMLIMIT overrides it).
-const memoryLimit = 40 << 20
+// gcPercent is the garbage collector's target (GOGC overrides it): the
+// heap may grow to 1.5 times what is live. Blobs stream, so what is live
+// is the plan and the requests in flight; a soft memory limit instead
+// would make the collector run without end once a large plan passes it.
+const gcPercent = 50
 
 // Version is the release version, set at build time.
 var Version = "dev"
@@ -78,10 +81,8 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 // Main runs the binary: as a docker CLI plugin when docker starts it, else
 // standalone (`docker-hangar load ...`). It returns the exit status.
 func Main(args []string) int {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// Blobs stream, so the heap holds only the plan; a soft limit
-		// keeps the garbage collector from letting it double.
-		debug.SetMemoryLimit(memoryLimit)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	if !plugin.RunningStandalone() || (len(args) > 0 && args[0] == "hangar") {
 		plugin.Run(func(command.Cli) *cobra.Command { return NewRootCommand() }, Metadata())

@@ -283,7 +283,11 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", img.Source, err)
 			}
-			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: m.Blobs})
+			blobs := make([]ocispec.Descriptor, len(m.Blobs))
+			for i, b := range m.Blobs {
+				blobs[i] = b.Descriptor()
+			}
+			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: blobs})
 			descs = append(descs, m.Descriptor)
 		}
 		if img.SkipIndex {
