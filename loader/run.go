@@ -279,16 +279,41 @@ func initHarbor(ctx context.Context, reg Registry, plan *Plan, em *emitter) {
 	if !harbor {
 		return
 	}
-	done := map[string]bool{}
+	// Projects are looked up (and created) a few at a time, each call
+	// costing Harbor a password check; their events come in plan order.
+	var projects []string
+	seen := map[string]bool{}
 	for _, img := range plan.Images {
-		if done[img.Project] || img.Err != nil {
-			continue
+		if !seen[img.Project] && img.Err == nil {
+			seen[img.Project] = true
+			projects = append(projects, img.Project)
 		}
-		created, err := reg.EnsureHarborProject(ctx, img.Project)
-		em.emit(HarborProject{Project: img.Project, Created: created, Err: err, Detected: len(done) == 0})
-		done[img.Project] = true
+	}
+	results := make([]HarborProject, len(projects))
+	sem := semaphore.NewWeighted(harborConcurrency)
+	var wg sync.WaitGroup
+	for i, project := range projects {
+		if sem.Acquire(ctx, 1) != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sem.Release(1)
+			created, err := reg.EnsureHarborProject(ctx, project)
+			results[i] = HarborProject{Project: project, Created: created, Err: err, Detected: i == 0}
+		}()
+	}
+	wg.Wait()
+	for _, ev := range results {
+		if ev.Project != "" {
+			em.emit(ev)
+		}
 	}
 }
+
+// harborConcurrency bounds the Harbor API calls of a load at once.
+const harborConcurrency = 4
 
 // checkPushAccess checks, before any upload, that the credentials may push
 // to the destination: once per project (the first component of the

@@ -80,5 +80,12 @@ func connect(ctx context.Context, plan *Plan, opts Options, em *emitter, validat
 	if err := reg.Ping(ctx, !opts.SkipLogin); err != nil {
 		return nil, err
 	}
+	repos := make([]string, 0, len(plan.Images))
+	for _, img := range plan.Images {
+		if img.Err == nil {
+			repos = append(repos, img.Repository)
+		}
+	}
+	reg.ShareTokens(repos)
 	return orasRegistry{reg}, nil
 }

@@ -42,30 +42,35 @@ func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error
 		return err
 	}
 	op := "check push access to " + repository
-	rec := &recordingCache{}
-	client := &auth.Client{Client: r.client, Header: r.auth.Header, Credential: r.auth.Credential, Cache: rec}
-	sctx := auth.WithScopes(ctx, auth.ScopeRepository(repository, auth.ActionPull, auth.ActionPush))
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
+	sctx, key := r.scopeContext(ctx, repository, auth.ActionPull, auth.ActionPush)
+	token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, key)
 	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return r.mapError(ctx, op, err, false)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
-
-	scheme, token := rec.result()
-	if scheme != auth.SchemeBearer {
-		r.debugf("registry %s: %s: no token auth, the pushes will tell", r.host, op)
-		return nil
-	}
-	if r.opts.PushScope {
-		// The load's requests to the repository ask for this very scope:
-		// let them use this token rather than ask for another.
-		key := auth.ScopeRepository(repository, auth.ActionPull, auth.ActionPush)
-		_, _ = r.auth.Cache.Set(ctx, r.endpoint, auth.SchemeBearer, key, func(context.Context) (string, error) { return token, nil })
+		// Ask for a new token: none asked for before the check (the
+		// login probe asks for none) can have been issued before the
+		// projects existed.
+		rec := &recordingCache{}
+		client := &auth.Client{Client: r.client, Header: r.auth.Header, Credential: r.auth.Credential, Cache: rec}
+		req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return r.mapError(ctx, op, err, false)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		var scheme auth.Scheme
+		if scheme, token = rec.result(); scheme != auth.SchemeBearer {
+			r.debugf("registry %s: %s: no token auth, the pushes will tell", r.host, op)
+			return nil
+		}
+		if r.opts.PushScope {
+			// The load's requests to the repository (and to its token
+			// group) ask for this very scope: let them use this token
+			// rather than ask for another.
+			_, _ = r.auth.Cache.Set(ctx, r.endpoint, auth.SchemeBearer, key, func(context.Context) (string, error) { return token, nil })
+		}
 	}
 	claims, ok := parseTokenClaims(token)
 	if !ok {

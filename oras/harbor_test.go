@@ -1,11 +1,15 @@
 package oras
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 )
@@ -91,6 +95,46 @@ func TestHarborInvalidProjectNames(t *testing.T) {
 	for _, bad := range []string{"", "a/b", "a b", "a?b", "a#b", "a%b"} {
 		if _, err := r.EnsureHarborProject(testContext(t), bad); err == nil || !strings.Contains(err.Error(), "invalid project name") {
 			t.Errorf("EnsureHarborProject(%q) = %v; want invalid project name", bad, err)
+		}
+	}
+}
+
+func TestShareTokensGroups(t *testing.T) {
+	for _, tt := range []struct {
+		repos, groups int
+		push          bool
+	}{{1, 1, true}, {MaxSharedScopes, 1, true}, {MaxSharedScopes + 1, 2, false}, {3*MaxSharedScopes + 2, 4, true}} {
+		opts := DefaultRegistryOptions()
+		opts.PushScope = tt.push
+		r, err := NewRegistry("127.0.0.1:1", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var repos []string
+		for i := range tt.repos {
+			repos = append(repos, fmt.Sprintf("p/r%03d", i), fmt.Sprintf("p/r%03d", i)) // twice: counted once
+		}
+		r.ShareTokens(repos)
+		groups := map[*tokenGroup]bool{}
+		for i := range tt.repos {
+			g := r.tokenGroup(fmt.Sprintf("p/r%03d", i))
+			if g == nil || len(g.scopes) > MaxSharedScopes {
+				t.Fatalf("%d repositories: repository %d has group %+v", tt.repos, i, g)
+			}
+			want := auth.ScopeRepository(fmt.Sprintf("p/r%03d", i), auth.ActionPull)
+			if tt.push {
+				want = auth.ScopeRepository(fmt.Sprintf("p/r%03d", i), auth.ActionPull, auth.ActionPush)
+			}
+			if !slices.Contains(g.scopes, want) || g.key != strings.Join(g.scopes, " ") {
+				t.Errorf("%d repositories: group of repository %d lacks %q or has key %q", tt.repos, i, want, g.key)
+			}
+			groups[g] = true
+		}
+		if len(groups) != tt.groups {
+			t.Errorf("%d repositories in %d groups, want %d", tt.repos, len(groups), tt.groups)
+		}
+		if r.tokenGroup("p/other") != nil {
+			t.Error("a repository not shared has a group")
 		}
 	}
 }

@@ -199,6 +199,9 @@ type Registry struct {
 
 	mu        sync.Mutex
 	plainHTTP bool
+
+	groupsMu sync.RWMutex
+	groups   map[string]*tokenGroup // ShareTokens
 }
 
 // NewRegistry returns a Registry for host ("host[:port]"). It makes no
@@ -408,9 +411,13 @@ type Repository struct {
 // Name returns the repository name.
 func (r *Repository) Name() string { return r.name }
 
-// scoped adds the repository's push scope to ctx when the Registry asks
-// tokens for push (RegistryOptions.PushScope).
+// scoped adds to ctx the scopes of the repository's tokens: those of its
+// group (ShareTokens), else its push scope when the Registry asks tokens
+// for push (RegistryOptions.PushScope).
 func (r *Repository) scoped(ctx context.Context) context.Context {
+	if g := r.reg.tokenGroup(r.name); g != nil {
+		return auth.AppendScopesForHost(ctx, r.reg.endpoint, g.scopes...)
+	}
 	if !r.reg.opts.PushScope {
 		return ctx
 	}
