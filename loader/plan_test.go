@@ -216,7 +216,7 @@ func expectedLoad(t *testing.T, w *archivetest.Written, tag string, opts loader.
 				subjects[d.Digest] = true
 				mtag = manifest.PlatformTag(tag, *d.Platform, d)
 			}
-			step = append(step, manifest.Descriptor(d.MediaType, d.Digest, d.Size, *d.Platform, d.Annotations))
+			step = append(step, indexEntry(d))
 			tags[mtag] = d.Digest.String()
 		}
 		res, err := manifest.Merge(cur, step, manifest.MergeOptions{})
@@ -734,4 +734,15 @@ func TestImageListNotRegularFile(t *testing.T) {
 		unblockFIFO(fifo)
 		t.Fatal("Load blocked on a FIFO image list")
 	}
+}
+
+// indexEntry is the index entry of a written manifest, as the plan makes
+// it: media type, digest, size, the item's platform and annotations.
+func indexEntry(d ocispec.Descriptor) ocispec.Descriptor {
+	platform := *d.Platform
+	e := ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Platform: &platform}
+	if len(d.Annotations) > 0 {
+		e.Annotations = d.Annotations
+	}
+	return e
 }

@@ -873,7 +873,7 @@ func TestRunIndexSeesAnotherWriter(t *testing.T) {
 		var step []ocispec.Descriptor
 		for _, wm := range theirs.Images[0].Manifests {
 			d := wm.Descriptor
-			step = append(step, manifest.Descriptor(d.MediaType, d.Digest, d.Size, *d.Platform, d.Annotations))
+			step = append(step, indexEntry(d))
 			theirDigests = append(theirDigests, d.Digest.String())
 		}
 		res, err := manifest.Merge(nil, step, manifest.MergeOptions{})

@@ -144,7 +144,7 @@ func (reg *fakeRegistry) load(t *testing.T, a *fixtureArchive, f filter) loadRep
 		skipIndex := false
 		for _, it := range img.Images {
 			body := a.blob(t, it.Digest)
-			desc := Descriptor(it.MediaType, it.Digest, int64(len(body)), ocispec.Platform{
+			desc := descriptor(it.MediaType, it.Digest, int64(len(body)), ocispec.Platform{
 				Architecture: it.Arch,
 				OS:           it.OS,
 				Variant:      it.Variant,

@@ -113,23 +113,6 @@ type Result struct {
 // Digest returns the digest of Bytes, i.e. of the main tag once pushed.
 func (r Result) Digest() digest.Digest { return digest.FromBytes(r.Bytes) }
 
-// Descriptor returns the index entry of a loaded platform manifest: its
-// media type, digest and size as pushed, and the platform and annotations of
-// the archive item (hangar-load.md 1.4). The platform is always set, as
-// Hangar always writes one; the platform and annotations are copied, and
-// empty annotations are left out.
-//
-// References: hangar-load.md section 2.8 step 6 ("Re-inspect").
-func Descriptor(mediaType string, dgst digest.Digest, size int64, platform ocispec.Platform, annotations map[string]string) ocispec.Descriptor {
-	return normalize(ocispec.Descriptor{
-		MediaType:   mediaType,
-		Digest:      dgst,
-		Size:        size,
-		Annotations: annotations,
-		Platform:    &platform,
-	}, true)
-}
-
 // AttestationManifest is the vnd.docker.reference.type of BuildKit
 // attestation manifests.
 const AttestationManifest = "attestation-manifest"

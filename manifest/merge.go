@@ -25,8 +25,10 @@ import (
 // (arch or os "unknown") whose vnd.docker.reference.digest names no
 // remaining platform entry are then dropped.
 //
-// Loaded descriptors should come from Descriptor; one without a platform is
-// given an empty one, as Hangar always writes a platform. Merge returns
+// Loaded descriptors are the index entries of the manifests: media type,
+// digest and size as pushed, the platform and annotations of the archive
+// item (hangar-load.md 1.4, 2.8 step 6); one without a platform is given an
+// empty one, as Hangar always writes a platform. Merge returns
 // ErrEmpty when there is nothing to index, before or after that drop.
 // Result.Unchanged is set, and the tag must not be pushed, when Hangar would
 // skip the push: not Overwrite, the tag holds an OCI index (a Docker list is

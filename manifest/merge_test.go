@@ -20,12 +20,12 @@ func img(name, platform string) ocispec.Descriptor {
 	if len(parts) > 2 {
 		p.Variant = parts[2]
 	}
-	return Descriptor(ocispec.MediaTypeImageManifest, dg(name), int64(len(name)), p, nil)
+	return descriptor(ocispec.MediaTypeImageManifest, dg(name), int64(len(name)), p, nil)
 }
 
 // att returns a BuildKit attestation entry for the entry named subject.
 func att(name, subject string) ocispec.Descriptor {
-	return Descriptor(ocispec.MediaTypeImageManifest, dg(name), int64(len(name)),
+	return descriptor(ocispec.MediaTypeImageManifest, dg(name), int64(len(name)),
 		ocispec.Platform{Architecture: PlatformUnknown, OS: PlatformUnknown},
 		map[string]string{
 			AnnotationReferenceDigest: dg(subject).String(),
@@ -479,19 +479,19 @@ func TestIsAttestation(t *testing.T) {
 	}
 }
 
-func TestDescriptor(t *testing.T) {
+func TestDescriptorHelper(t *testing.T) {
 	features := []string{"f"}
 	ann := map[string]string{"k": "v"}
-	d := Descriptor(MediaTypeDockerManifest, dg("A"), 5, ocispec.Platform{Architecture: "amd64", OS: "linux", OSFeatures: features}, ann)
+	d := descriptor(MediaTypeDockerManifest, dg("A"), 5, ocispec.Platform{Architecture: "amd64", OS: "linux", OSFeatures: features}, ann)
 	features[0], ann["k"] = "changed", "changed"
 	if d.Platform.OSFeatures[0] != "f" || d.Annotations["k"] != "v" {
-		t.Error("Descriptor() aliases its arguments")
+		t.Error("descriptor() aliases its arguments")
 	}
 	if d.MediaType != MediaTypeDockerManifest || d.Digest != dg("A") || d.Size != 5 {
-		t.Errorf("Descriptor() = %+v", d)
+		t.Errorf("descriptor() = %+v", d)
 	}
-	if e := Descriptor(ocispec.MediaTypeImageManifest, dg("A"), 5, ocispec.Platform{}, map[string]string{}); e.Platform == nil || e.Annotations != nil {
-		t.Errorf("Descriptor() with empty platform and annotations = %+v", e)
+	if e := descriptor(ocispec.MediaTypeImageManifest, dg("A"), 5, ocispec.Platform{}, map[string]string{}); e.Platform == nil || e.Annotations != nil {
+		t.Errorf("descriptor() with empty platform and annotations = %+v", e)
 	}
 }
 
@@ -520,4 +520,10 @@ func marshalIndex(index ocispec.Index) ([]byte, error) {
 		entries = append(entries, normalize(d, false))
 	}
 	return marshal(newIndex(entries))
+}
+
+// descriptor returns the index entry of a loaded manifest as the loader
+// makes it, normalised as Merge normalises it.
+func descriptor(mediaType string, dgst digest.Digest, size int64, platform ocispec.Platform, annotations map[string]string) ocispec.Descriptor {
+	return normalize(ocispec.Descriptor{MediaType: mediaType, Digest: dgst, Size: size, Annotations: annotations, Platform: &platform}, true)
 }
