@@ -11,6 +11,7 @@ import (
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 )
 
 // FuzzParseIndex checks that ParseIndex never panics, that an accepted
@@ -40,8 +41,8 @@ func FuzzParseIndex(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	if dir := filepath.Join("..", "..", "shared", "fixtures", "hangar-v1.9.4", "basic.zip"); fileExists(dir) {
-		addIndex(dir)
+	if dir := fixtures.Dir(); dir != "" {
+		addIndex(filepath.Join(dir, "basic.zip"))
 	}
 	w, err := archivetest.Write(filepath.Join(f.TempDir(), "s.zip"), archivetest.Sample(), archivetest.Options{})
 	if err != nil {
@@ -148,9 +149,4 @@ func FuzzOpen(f *testing.F) {
 			rc.Close()
 		}
 	})
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

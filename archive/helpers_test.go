@@ -15,16 +15,6 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// fixtureDir returns the directory of the Hangar v1.9.4 fixtures, or skips.
-func fixtureDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", "hangar-v1.9.4")
-	if _, err := os.Stat(filepath.Join(dir, "basic.zip")); err != nil {
-		t.Skipf("Hangar v1.9.4 fixtures not found in %s (expected beside the repository, /work/shared/fixtures): %v", dir, err)
-	}
-	return dir
-}
-
 // write writes a generated archive in a temporary directory.
 func write(t testing.TB, images []archivetest.Image, opts archivetest.Options) *archivetest.Written {
 	t.Helper()

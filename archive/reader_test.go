@@ -18,12 +18,13 @@ import (
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestFixtureBasic(t *testing.T) {
-	dir := fixtureDir(t)
+	dir := fixtures.Require(t)
 	r := open(t, filepath.Join(dir, "basic.zip"))
 	idx := r.Index()
 	if idx.Version != "v1.2.0" || idx.Time != "2026-11-29T11:18:05.819090436Z" {
@@ -103,7 +104,7 @@ func TestFixtureBasic(t *testing.T) {
 }
 
 func TestFixtureMerge(t *testing.T) {
-	dir := fixtureDir(t)
+	dir := fixtures.Require(t)
 	for _, name := range []string{"amd64.zip", "arm64.zip"} {
 		t.Run(name, func(t *testing.T) {
 			r := open(t, filepath.Join(dir, name))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 )
 
 // sameAsArchiveZip checks that the reader's directory parser accepts the
@@ -100,7 +101,7 @@ func TestDirectoryMatchesArchiveZip(t *testing.T) {
 		sameAsArchiveZip(t, buf.Bytes())
 	}
 
-	if dir := filepath.Join("..", "..", "shared", "fixtures", "hangar-v1.9.4"); fileExists(filepath.Join(dir, "basic.zip")) {
+	if dir := fixtures.Dir(); dir != "" {
 		for _, name := range []string{"basic.zip", "amd64.zip", "arm64.zip"} {
 			data, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {

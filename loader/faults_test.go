@@ -1,21 +1,20 @@
 package loader_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 )
 
-// TestLoadThroughFaults loads the fixtures' basic.zip through a proxy that
-// answers 10% of requests 503, 5% 429 (Retry-After: 1) and cuts 5% of the
-// uploads mid-body: the load must still succeed and leave exactly Hangar's
-// state.
+// TestLoadThroughFaults loads basic.zip (or its stand-in, see
+// basicArchive) through a proxy that answers 10% of requests 503, 5% 429
+// (Retry-After: 1) and cuts 5% of the uploads mid-body: the load must
+// still succeed and leave exactly the state of a load without faults.
 func TestLoadThroughFaults(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive, want := basicArchive(t)
 	faults := &registrytest.Faults{Every503: 10, Every429: 20, RetryAfter: "1", EveryCut: 20}
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: faults.Wrap})
-	opts := testOptions(t, filepath.Join(dir, "basic.zip"), reg.Host())
+	opts := testOptions(t, archive, reg.Host())
 	opts.Jobs = 4
 	res := load(t, opts)
 	if len(res.Failed) != 0 {
@@ -26,5 +25,5 @@ func TestLoadThroughFaults(t *testing.T) {
 		t.Errorf("not every kind of fault was injected: the test proves less than it claims")
 	}
 	faults.Off.Store(true)
-	assertState(t, reg, filepath.Join(dir, "basic.load-default.state.jsonl"))
+	checkState(t, reg.Client(), reg.Server.URL, want)
 }

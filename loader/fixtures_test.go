@@ -1,11 +1,9 @@
 package loader_test
 
 import (
-	"encoding/json"
-
 	"bytes"
 	"context"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 	"github.com/cnrancher/docker-hangar/loader"
 )
@@ -65,7 +66,7 @@ func assertState(t *testing.T, reg *registrytest.Registry, stateFile string) {
 }
 
 func TestFixtureBasic(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	tests := []struct {
 		name   string
 		arch   []string
@@ -96,7 +97,7 @@ func TestFixtureBasic(t *testing.T) {
 }
 
 func TestFixturePartialList(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	opts := testOptions(t, filepath.Join(dir, "basic.zip"), reg.Host())
 	opts.ImageList = filepath.Join(dir, "partial-list.txt")
@@ -127,7 +128,7 @@ func TestFixturePartialList(t *testing.T) {
 }
 
 func TestFixtureMerge(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	var writes writeCounter
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: writes.wrap})
 	for _, archive := range []string{"amd64.zip", "arm64.zip"} {

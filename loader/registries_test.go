@@ -23,8 +23,10 @@ import (
 
 // Tests of loads into registries that authenticate (htpasswd basic auth,
 // docker's token flow, Harbor) and serve HTTPS with their own CA. Each
-// loads the golden basic.zip and, where the load succeeds, compares the
-// registry with what the real Hangar left (basic.load-default.state.jsonl).
+// loads basic.zip and, where the load succeeds, compares the registry with
+// what the real Hangar left (basic.load-default.state.jsonl); without the
+// golden fixtures, a stand-in and the state of a plain load of it
+// (basicArchive).
 //
 // References: decisions.md D4 (Harbor), D5 (credentials), D6 (transport).
 
@@ -33,7 +35,7 @@ const (
 	testPass = "s3cret-Pa55"
 )
 
-// regOptions returns load options for basic.zip into dest, with an empty
+// regOptions returns load options for archive into dest, with an empty
 // docker config, an empty system certs.d, debug logging into the returned
 // buffer and retries short enough for tests.
 func regOptions(t *testing.T, archive, dest string) (loader.Options, *recorder) {
@@ -77,26 +79,6 @@ func handlerClient(h http.Handler) *http.Client {
 	})}
 }
 
-// goldenState reads a state fixture, keeping the tags of the repositories
-// under projects (all when none are given).
-func goldenState(t *testing.T, dir, file string, projects ...string) []registrytest.Tag {
-	t.Helper()
-	tags, err := registrytest.ReadStateFile(filepath.Join(dir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(projects) == 0 {
-		return tags
-	}
-	var kept []registrytest.Tag
-	for _, tag := range tags {
-		if project, _, _ := strings.Cut(tag.Ref, "/"); slices.Contains(projects, project) {
-			kept = append(kept, tag)
-		}
-	}
-	return kept
-}
-
 // checkState compares the registry at base, read with client, with want.
 func checkState(t *testing.T, client *http.Client, base string, want []registrytest.Tag) {
 	t.Helper()
@@ -105,7 +87,7 @@ func checkState(t *testing.T, client *http.Client, base string, want []registryt
 		t.Fatalf("read registry state: %v", err)
 	}
 	if diff := registrytest.DiffState(want, got); diff != "" {
-		t.Errorf("registry state differs from Hangar's:\n%s", diff)
+		t.Errorf("registry state differs from the reference state:\n%s", diff)
 	}
 }
 
@@ -124,7 +106,7 @@ func writeDockerConfig(t *testing.T, dir string, cfg registrytest.DockerConfig) 
 // 127.0.0.1, so that certificates are really verified), with the CA from
 // a certs.d directory; without it, the load fails with a TLS error.
 func TestLoadHTTPSBasicAuth(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive, want := basicArchive(t)
 	ca, err := registrytest.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +165,7 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 				_, port, _ := net.SplitHostPort(host)
 				host = "registry.test:" + port
 			}
-			opts, log := regOptions(t, filepath.Join(dir, "basic.zip"), host)
+			opts, log := regOptions(t, archive, host)
 			if tt.named {
 				addr := reg.Host()
 				opts.Registry.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -265,7 +247,7 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 					t.Errorf("the credential helper was not asked (calls: %q)", calls)
 				}
 			}
-			checkState(t, stateClient, reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl"))
+			checkState(t, stateClient, reg.Server.URL, want)
 		})
 	}
 }
@@ -276,13 +258,12 @@ func TestLoadHTTPSBasicAuth(t *testing.T) {
 // every image that needs a write, with an unauthorized error, and leaves
 // the tags as they were.
 func TestLoadTokenAuth(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive, reference := basicArchive(t)
 	ts := registrytest.StartTokenServer(map[string]registrytest.TokenUser{
 		"pusher": {Password: "push-Pa55", Actions: []string{"pull", "push"}},
 		"reader": {Password: "read-Pa55", Actions: []string{"pull"}},
 	})
 	t.Cleanup(ts.Close)
-	archive := filepath.Join(dir, "basic.zip")
 
 	t.Run("push scope", func(t *testing.T) {
 		reg := registrytest.MustStart(t, registrytest.Options{Wrap: ts.Gate()})
@@ -301,14 +282,15 @@ func TestLoadTokenAuth(t *testing.T) {
 		if strings.Contains(log.String(), "push-Pa55") {
 			t.Error("the password appears in the debug log")
 		}
-		checkState(t, handlerClient(reg.Handler), reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl"))
+		checkState(t, handlerClient(reg.Handler), reg.Server.URL, reference)
 	})
 
 	t.Run("pull scope only", func(t *testing.T) {
 		reg := registrytest.MustStart(t, registrytest.Options{Wrap: ts.Gate()})
 		// First, the pusher loads three of the images.
 		opts, _ := regOptions(t, archive, reg.Host())
-		opts.ImageList = filepath.Join(dir, "some.txt")
+		opts.ImageList = writeList(t.TempDir(), // some.txt of the fixtures
+			"127.0.0.1:5557/library/app00:v1.0.0", "127.0.0.1:5557/rancher/app01:v1.0.0", "127.0.0.1:5557/cnrancher/app02:v1.0.0")
 		writeDockerConfig(t, opts.Registry.ConfigDir, registrytest.DockerConfig{Auths: map[string]registrytest.DockerAuth{
 			reg.Host(): {Username: "pusher", Password: "push-Pa55"},
 		}})
@@ -316,8 +298,7 @@ func TestLoadTokenAuth(t *testing.T) {
 			t.Fatalf("pusher failed: %v", res.Failed)
 		}
 		state := handlerClient(reg.Handler)
-		want := goldenState(t, dir, "basic.load-default.state.jsonl", "library", "rancher", "cnrancher")
-		want = slices.DeleteFunc(want, func(tag registrytest.Tag) bool {
+		want := slices.DeleteFunc(inProjects(reference, "library", "rancher", "cnrancher"), func(tag registrytest.Tag) bool {
 			return strings.HasPrefix(tag.Ref, "library/app03:") || strings.HasPrefix(tag.Ref, "library/tool:")
 		})
 		checkState(t, state, reg.Server.URL, want)
@@ -364,13 +345,12 @@ func TestLoadTokenAuth(t *testing.T) {
 // to show, so registrytest.Harbor emulates that API in front of a real
 // distribution registry with htpasswd auth.
 func TestLoadHarborProjectAPIFailure(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive, reference := basicArchive(t)
 	users := map[string]string{"admin": "Harbor12345"}
 	auth, err := registrytest.HtpasswdAuth(filepath.Join(t.TempDir(), "htpasswd"), users)
 	if err != nil {
 		t.Fatal(err)
 	}
-	archive := filepath.Join(dir, "basic.zip")
 	client := func(reg *registrytest.Registry) *http.Client { return withAuth(reg.Client(), "admin", "Harbor12345") }
 	options := func(t *testing.T, reg *registrytest.Registry) (loader.Options, *recorder) {
 		opts, log := regOptions(t, archive, reg.Host())
@@ -412,7 +392,7 @@ func TestLoadHarborProjectAPIFailure(t *testing.T) {
 		if len(res.Failed) != 7 {
 			t.Errorf("failed list %q; want every line but rancher/app01", res.Failed)
 		}
-		checkState(t, client(reg), reg.Server.URL, goldenState(t, dir, "basic.load-default.state.jsonl", "rancher"))
+		checkState(t, client(reg), reg.Server.URL, inProjects(reference, "rancher"))
 	})
 }
 

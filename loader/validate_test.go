@@ -3,7 +3,6 @@ package loader_test
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,13 +40,12 @@ func registryDo(t *testing.T, reg *registrytest.Registry, method, path, contentT
 }
 
 func TestValidate(t *testing.T) {
-	dir := registrytest.Fixtures(t)
-	archive := filepath.Join(dir, "basic.zip")
-	const (
-		app00 = "127.0.0.1:5557/library/app00:v1.0.0"
-		// the arm64 manifest of library/app00 (basic.load-default.state.jsonl)
-		app00arm64 = "sha256:3da8cf4564fb027bbe2b1e33f045aeaa587de31ff1b1be36e66d8f75a23ed7b0"
-		app00amd64 = "sha256:b8d050ed781dc83fdf72e60e27dbd57b3a4470e7328bf241c111878ee4605971"
+	archive, state := basicArchive(t)
+	const app00 = "127.0.0.1:5557/library/app00:v1.0.0"
+	var (
+		app00index = digestOf(t, state, "library/app00:v1.0.0")
+		app00arm64 = digestOf(t, state, "library/app00:v1.0.0-linux-arm64v8")
+		app00amd64 = digestOf(t, state, "library/app00:v1.0.0-linux-amd64")
 	)
 	tests := []struct {
 		name   string
@@ -80,7 +78,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "image missing entirely",
 			damage: func(t *testing.T, reg *registrytest.Registry) {
-				registryDo(t, reg, http.MethodDelete, "/v2/library/app00/manifests/sha256:b9d8d317238a6ac027d4d53c182bbced0ab507203bb526825f3db5aea97243c1", "", nil, http.StatusAccepted)
+				registryDo(t, reg, http.MethodDelete, "/v2/library/app00/manifests/"+app00index, "", nil, http.StatusAccepted)
 			},
 			failed: []string{app00},
 			reason: "does not exists in destination registry server",

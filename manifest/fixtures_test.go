@@ -15,18 +15,14 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry"
+
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 )
 
 // fixtureDir holds archives and registry states written by the real Hangar
-// v1.9.4 (see its README.md).
-var fixtureDir = filepath.Join("..", "..", "shared", "fixtures", "hangar-v1.9.4")
-
-func requireFixtures(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(fixtureDir, "README.md")); err != nil {
-		t.Skipf("hangar v1.9.4 fixtures not found at %s: %v", fixtureDir, err)
-	}
-}
+// v1.9.4 (see its README.md), or is "" when they are absent: the tests
+// that read it start with fixtures.Require.
+var fixtureDir = fixtures.Dir()
 
 // archiveItem and archiveImage mirror the archive's top-level index.json
 // (hangar-load.md section 1.4).
@@ -251,7 +247,7 @@ func compareState(t *testing.T, got, want map[string]digest.Digest) {
 }
 
 func TestFixtureBasicLoad(t *testing.T) {
-	requireFixtures(t)
+	fixtures.Require(t)
 	tests := []struct {
 		name   string
 		filter filter
@@ -276,7 +272,7 @@ func TestFixtureBasicLoad(t *testing.T) {
 }
 
 func TestFixtureMerge(t *testing.T) {
-	requireFixtures(t)
+	fixtures.Require(t)
 	f := filter{arch: []string{"amd64", "arm64"}, os: []string{"linux"}}
 	reg := newFakeRegistry()
 	reg.load(t, openArchive(t, "amd64.zip"), f)
@@ -328,7 +324,7 @@ func TestFixtureMerge(t *testing.T) {
 // TestFixtureMarshalRoundTrip checks that parsing and re-serialising each
 // index the real Hangar pushed gives the same bytes.
 func TestFixtureMarshalRoundTrip(t *testing.T) {
-	requireFixtures(t)
+	fixtures.Require(t)
 	files, err := filepath.Glob(filepath.Join(fixtureDir, "merge.indexes", "*.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -112,13 +112,13 @@ func TestDockerLoadHelp(t *testing.T) {
 }
 
 func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive := basicArchive(t)
+	want := basicState(t, archive)
 	auth, err := registrytest.HtpasswdAuth(filepath.Join(t.TempDir(), "htpasswd"), map[string]string{"alice": "s3cret-pass"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := registrytest.MustStart(t, registrytest.Options{Auth: auth})
-	archive := filepath.Join(dir, "basic.zip")
 
 	t.Run("no credentials", func(t *testing.T) {
 		cfg := dockerConfig(t)
@@ -162,10 +162,6 @@ func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
 		if strings.Contains(out+errOut, "s3cret-pass") {
 			t.Errorf("the password appears in the output:\n%s%s", out, errOut)
 		}
-		want, err := registrytest.ReadStateFile(filepath.Join(dir, "basic.load-default.state.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		client := reg.Client()
 		client.Transport = basicAuth{"alice", "s3cret-pass", client.Transport}
 		got, err := registrytest.State(client, reg.Server.URL)
@@ -173,7 +169,7 @@ func TestDockerLoadWithDockerLoginCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		if diff := registrytest.DiffState(want, got); diff != "" {
-			t.Errorf("registry state differs from Hangar's:\n%s", diff)
+			t.Errorf("registry state differs from the reference state:\n%s", diff)
 		}
 		out, errOut, code = docker(t, cfg, "hangar", "load", "validate", "-s", archive, "-d", reg.Host())
 		if code != 0 || !strings.Contains(out, "PASS: [127.0.0.1:5557/library/app00:v1.0.0]") {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 	"github.com/cnrancher/docker-hangar/loader"
 	"github.com/cnrancher/docker-hangar/plugin"
@@ -50,7 +51,7 @@ var logLine = regexp.MustCompile(`^\[\d\d:\d\d:\d\d\] \[(INFO|WARN|ERRO|FATA|DEB
 // real `hangar load` log (basic.load-default.log), in the same order, with
 // Hangar's line shape; the summary is the only line added.
 func TestLogMatchesHangar(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	stdout, stderr, code := run(t, "load", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
 	if code != 0 {
@@ -86,10 +87,10 @@ func TestLogMatchesHangar(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive := basicArchive(t)
 	var w writes
 	reg := registrytest.MustStart(t, registrytest.Options{Wrap: w.wrap})
-	stdout, stderr, code := run(t, "load", "--dry-run", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
+	stdout, stderr, code := run(t, "load", "--dry-run", "-s", archive, "-d", reg.Host())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -115,11 +116,11 @@ func TestDryRun(t *testing.T) {
 	}
 
 	// after a real load, the plan says everything is up to date
-	if _, _, code := run(t, "load", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host()); code != 0 {
+	if _, _, code := run(t, "load", "-s", archive, "-d", reg.Host()); code != 0 {
 		t.Fatal("load failed")
 	}
 	before := w.n.Load()
-	stdout, _, code = run(t, "load", "--dry-run", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
+	stdout, _, code = run(t, "load", "--dry-run", "-s", archive, "-d", reg.Host())
 	if code != 0 || w.n.Load() != before {
 		t.Fatalf("second dry run: exit %d, %d writes", code, w.n.Load()-before)
 	}
@@ -129,11 +130,14 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive := basicArchive(t)
 	reg := registrytest.MustStart(t, registrytest.Options{})
 	report := filepath.Join(t.TempDir(), "report.json")
-	list := filepath.Join(dir, "partial-list.txt")
-	_, _, code := run(t, "load", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host(), "-f", list, "--report", report)
+	list := filepath.Join(t.TempDir(), "partial-list.txt") // as in the fixtures
+	if err := os.WriteFile(list, []byte("127.0.0.1:5557/library/app00:v1.0.0\n127.0.0.1:5557/library/missing:9.9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, code := run(t, "load", "-s", archive, "-d", reg.Host(), "-f", list, "--report", report)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (one image is missing)", code)
 	}

@@ -20,7 +20,8 @@ import (
 // certificate verification. With no docker daemon reachable, the docker
 // CLI logs in client-side and stores the credentials in config.json.
 func TestDockerLoginThenLoad(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	archive := basicArchive(t)
+	want := basicState(t, archive)
 	const user, pass = "alice", "s3cret-Pa55"
 	ca, err := registrytest.NewCA()
 	if err != nil {
@@ -68,16 +69,12 @@ func TestDockerLoginThenLoad(t *testing.T) {
 		t.Fatalf("docker login did not store the credentials in config.json auths:\n%s", data)
 	}
 
-	out, errOut, code = docker(t, cfg, "hangar", "load", "-s", filepath.Join(dir, "basic.zip"), "-d", reg.Host())
+	out, errOut, code = docker(t, cfg, "hangar", "load", "-s", archive, "-d", reg.Host())
 	if code != 0 {
 		t.Fatalf("docker hangar load: exit %d\n%s%s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, pass) {
 		t.Errorf("the password appears in the output:\n%s%s", out, errOut)
-	}
-	want, err := registrytest.ReadStateFile(filepath.Join(dir, "basic.load-default.state.jsonl"))
-	if err != nil {
-		t.Fatal(err)
 	}
 	client := &http.Client{Transport: basicAuth{user, pass, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}}
 	got, err := registrytest.State(client, reg.Server.URL)
@@ -85,6 +82,6 @@ func TestDockerLoginThenLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := registrytest.DiffState(want, got); diff != "" {
-		t.Errorf("registry state differs from Hangar's:\n%s", diff)
+		t.Errorf("registry state differs from the reference state:\n%s", diff)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 	"github.com/cnrancher/docker-hangar/internal/harbortest"
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
 )
@@ -77,7 +78,7 @@ func writeRequests(reqs []harbortest.Request) []string {
 // the registry then holds exactly what Hangar left; a second load writes
 // nothing; validate passes.
 func TestRealHarborLoad(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	h := harbortest.Shared(t)
 	proxy := h.StartProxy()
 	defer proxy.Close()
@@ -188,7 +189,7 @@ func TestRealHarborLoad(t *testing.T) {
 // project gets one error naming the project, the registry, the user and
 // the missing permission, before any upload, and exit status 1.
 func TestRealHarborNoPushPermission(t *testing.T) {
-	dir := registrytest.Fixtures(t)
+	dir := fixtures.Require(t)
 	h := harbortest.Shared(t)
 	ctx := context.Background()
 	const user, pass, project = "plugin-viewer", "Viewer-Pa55word", "plugin-team"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cnrancher/docker-hangar/archive"
 	"github.com/cnrancher/docker-hangar/archive/archivetest"
+	"github.com/cnrancher/docker-hangar/internal/fixtures"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -389,10 +390,7 @@ func TestAttestationConfig(t *testing.T) {
 // for the statements of the attestations of the Hangar v1.9.4 fixture
 // basic.zip, their configs byte for byte.
 func TestAttestationConfigFixture(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "fixtures", "hangar-v1.9.4", "basic.zip")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("Hangar v1.9.4 fixtures not found (expected in /work/shared/fixtures beside the repository): %v", err)
-	}
+	path := filepath.Join(fixtures.Require(t), "basic.zip")
 	r, err := archive.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -265,44 +264,6 @@ func DiffState(want, got []Tag) string {
 		}
 	}
 	return b.String()
-}
-
-// FixturesDir returns the Hangar v1.9.4 golden fixtures directory, found by
-// walking up from the working directory to the folder beside the project
-// root (../shared/fixtures/hangar-v1.9.4), or "" when it is absent.
-func FixturesDir() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for i := 0; i < 8; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "fixtures", "hangar-v1.9.4")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			return ""
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
-}
-
-// Skipper is the part of testing.TB that Fixtures needs.
-type Skipper interface {
-	Helper()
-	Skip(args ...any)
-}
-
-// Fixtures returns FixturesDir, or skips the test with a clear message
-// when the fixtures are absent.
-func Fixtures(t Skipper) string {
-	t.Helper()
-	dir := FixturesDir()
-	if dir == "" {
-		t.Skip("golden fixtures not found: ../shared/fixtures/hangar-v1.9.4 is absent beside the project root")
-	}
-	return dir
 }
 
 func getJSON(client *http.Client, u string, v any) error {
