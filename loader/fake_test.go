@@ -132,6 +132,10 @@ func (f *fakeRegistry) EnsureHarborProject(ctx context.Context, project string) 
 	return true, f.finish(ctx, c, nil)
 }
 
+// HarborProjectExists says no project exists: EnsureHarborProject records
+// the lookups.
+func (f *fakeRegistry) HarborProjectExists(context.Context, string) (bool, error) { return false, nil }
+
 // CheckPushAccess always grants: Load calls it, Run does not.
 func (f *fakeRegistry) CheckPushAccess(context.Context, string) error { return nil }
 

@@ -279,8 +279,10 @@ func initHarbor(ctx context.Context, reg Registry, plan *Plan, em *emitter) {
 	if !harbor {
 		return
 	}
-	// Projects are looked up (and created) a few at a time, each call
-	// costing Harbor a password check; their events come in plan order.
+	// Projects are looked up a few at a time, each lookup costing Harbor
+	// a password check; the missing ones are then created one after the
+	// other, in plan order, as Hangar creates them. Their events come in
+	// plan order.
 	var projects []string
 	seen := map[string]bool{}
 	for _, img := range plan.Images {
@@ -289,7 +291,7 @@ func initHarbor(ctx context.Context, reg Registry, plan *Plan, em *emitter) {
 			projects = append(projects, img.Project)
 		}
 	}
-	results := make([]HarborProject, len(projects))
+	exists := make([]bool, len(projects))
 	sem := semaphore.NewWeighted(harborConcurrency)
 	var wg sync.WaitGroup
 	for i, project := range projects {
@@ -300,15 +302,16 @@ func initHarbor(ctx context.Context, reg Registry, plan *Plan, em *emitter) {
 		go func() {
 			defer wg.Done()
 			defer sem.Release(1)
-			created, err := reg.EnsureHarborProject(ctx, project)
-			results[i] = HarborProject{Project: project, Created: created, Err: err, Detected: i == 0}
+			exists[i], _ = reg.HarborProjectExists(ctx, project) // an error: EnsureHarborProject tells
 		}()
 	}
 	wg.Wait()
-	for _, ev := range results {
-		if ev.Project != "" {
-			em.emit(ev)
+	for i, project := range projects {
+		ev := HarborProject{Project: project, Detected: i == 0}
+		if !exists[i] {
+			ev.Created, ev.Err = reg.EnsureHarborProject(ctx, project)
 		}
+		em.emit(ev)
 	}
 }
 

@@ -34,6 +34,8 @@ type Registry interface {
 	Repository(name string) (Repository, error)
 	// IsHarbor reports whether the registry is a Harbor (project API).
 	IsHarbor(ctx context.Context) (bool, error)
+	// HarborProjectExists reports whether a Harbor project exists.
+	HarborProjectExists(ctx context.Context, project string) (bool, error)
 	// EnsureHarborProject creates a Harbor project unless it exists.
 	EnsureHarborProject(ctx context.Context, project string) (created bool, err error)
 	// CheckPushAccess reports credentials that may not push to a

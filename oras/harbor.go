@@ -60,36 +60,12 @@ type harborProject struct {
 //
 // References: hangar-load.md 2.6, 5.15; decisions.md D4, D5.
 func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (created bool, err error) {
-	op := fmt.Sprintf("harbor project %q", project)
-	if project == "" || strings.ContainsAny(project, "/ \t\r\n?#%") {
-		return false, fmt.Errorf("%s: invalid project name", op)
-	}
-	if _, _, err := r.scheme(ctx); err != nil {
+	exists, cred, err := r.harborProject(ctx, project)
+	if err != nil || exists {
 		return false, err
 	}
-	cred, err := r.creds.lookup(ctx, r.host)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
-	}
-	if cred != auth.EmptyCredential && (cred.Username == "" || cred.Password == "") {
-		return false, newError(ErrUnauthorized, nil, fmt.Sprintf(
-			"%s: creating harbor projects needs a username and password for %s, and docker has only a token (run `docker login %s` with a username and password)",
-			op, r.host, r.host))
-	}
+	op := fmt.Sprintf("harbor project %q", project)
 	base := r.harborProjectsURL()
-
-	status, _, err := r.harborDo(ctx, http.MethodHead, base+"?project_name="+url.QueryEscape(project), nil, cred)
-	if err != nil {
-		return false, r.mapError(ctx, "check "+op, err, false)
-	}
-	switch status {
-	case http.StatusOK:
-		r.debugf("harbor project %q already exists", project)
-		return false, nil
-	case http.StatusNotFound:
-	default:
-		return false, r.harborStatusError("check "+op, status, "", cred)
-	}
 
 	var body harborProject
 	body.ProjectName = project
@@ -111,6 +87,47 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 		return false, nil
 	default:
 		return false, r.harborStatusError("create "+op, status, msg, cred)
+	}
+}
+
+// HarborProjectExists reports whether a Harbor project exists: one HEAD
+// of the projects API, with docker's credentials, as EnsureHarborProject
+// does before it creates one.
+func (r *Registry) HarborProjectExists(ctx context.Context, project string) (bool, error) {
+	exists, _, err := r.harborProject(ctx, project)
+	return exists, err
+}
+
+// harborProject looks a project up, and returns the credentials it used.
+func (r *Registry) harborProject(ctx context.Context, project string) (bool, auth.Credential, error) {
+	op := fmt.Sprintf("harbor project %q", project)
+	if project == "" || strings.ContainsAny(project, "/ \t\r\n?#%") {
+		return false, auth.Credential{}, fmt.Errorf("%s: invalid project name", op)
+	}
+	if _, _, err := r.scheme(ctx); err != nil {
+		return false, auth.Credential{}, err
+	}
+	cred, err := r.creds.lookup(ctx, r.host)
+	if err != nil {
+		return false, cred, fmt.Errorf("%s: %w", op, err)
+	}
+	if cred != auth.EmptyCredential && (cred.Username == "" || cred.Password == "") {
+		return false, cred, newError(ErrUnauthorized, nil, fmt.Sprintf(
+			"%s: creating harbor projects needs a username and password for %s, and docker has only a token (run `docker login %s` with a username and password)",
+			op, r.host, r.host))
+	}
+	status, _, err := r.harborDo(ctx, http.MethodHead, r.harborProjectsURL()+"?project_name="+url.QueryEscape(project), nil, cred)
+	if err != nil {
+		return false, cred, r.mapError(ctx, "check "+op, err, false)
+	}
+	switch status {
+	case http.StatusOK:
+		r.debugf("harbor project %q already exists", project)
+		return true, cred, nil
+	case http.StatusNotFound:
+		return false, cred, nil
+	default:
+		return false, cred, r.harborStatusError("check "+op, status, "", cred)
 	}
 }
 
