@@ -60,7 +60,7 @@ func NewReport(res *Result) Report {
 			ri.Index = ir.Index.Digest.String()
 		}
 		for _, m := range img.Manifests {
-			ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Descriptor.Digest.String(), Platform: platformString(m.Descriptor.Platform), Tag: m.Tag})
+			ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Descriptor.Digest.String(), Platform: m.Platform(), Tag: m.Tag})
 		}
 		rep.Images = append(rep.Images, ri)
 	}

@@ -835,6 +835,10 @@ func manifestDescriptor(m *Manifest) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
 }
 
+// Platform returns the manifest's platform as os/arch[/variant], or "no
+// platform" (charts, files).
+func (m *Manifest) Platform() string { return platformString(m.Descriptor.Platform) }
+
 func platformString(p *ocispec.Platform) string {
 	if p == nil || p.OS == "" && p.Architecture == "" {
 		return "no platform"

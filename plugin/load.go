@@ -208,8 +208,11 @@ func checkWritable(path string) error {
 	return os.Remove(path)
 }
 
-func runLoad(cmd *cobra.Command, f *loadFlags) error {
-	opts, r, err := f.prepare(cmd, false)
+// execute runs a load or a validation (run) with the flags: it makes the
+// options and the renderer, handles signals, prints Hangar's filter lines,
+// then ends with finish once the renderer is closed.
+func (f *loadFlags) execute(cmd *cobra.Command, validate bool, run func(context.Context, loader.Options) (*loader.Result, error), finish func(*logger, loader.Options, *loader.Result) error) error {
+	opts, r, err := f.prepare(cmd, validate)
 	if err != nil {
 		return err
 	}
@@ -219,25 +222,31 @@ func runLoad(cmd *cobra.Command, f *loadFlags) error {
 	defer stop()
 	log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
 	log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
-	res, err := loader.Load(ctx, opts)
+	res, err := run(ctx, opts)
 	r.close()
 	if err != nil {
 		return fatal(log, err.Error())
 	}
-	if f.report != "" {
-		if err := loader.WriteReport(f.report, res); err != nil {
-			log.errorf(0, "write report: %v", err)
+	return finish(log, opts, res)
+}
+
+func runLoad(cmd *cobra.Command, f *loadFlags) error {
+	return f.execute(cmd, false, loader.Load, func(log *logger, opts loader.Options, res *loader.Result) error {
+		if f.report != "" {
+			if err := loader.WriteReport(f.report, res); err != nil {
+				log.errorf(0, "write report: %v", err)
+			}
 		}
-	}
-	if opts.DryRun && f.progress != progressJSON { // stdout holds only JSON
-		printPlan(cmd.OutOrStdout(), res)
-	}
-	printSummary(log, res, opts.DryRun, false)
-	if len(res.Failed) > 0 || res.Stopped != nil {
-		return f.finishFailed(log, res, "Copy failed image list", "some images failed to copy")
-	}
-	log.infof(0, "Done")
-	return nil
+		if opts.DryRun && f.progress != progressJSON { // stdout holds only JSON
+			printPlan(cmd.OutOrStdout(), res)
+		}
+		printSummary(log, res, opts.DryRun, false)
+		if len(res.Failed) > 0 || res.Stopped != nil {
+			return f.finishFailed(log, res, "Copy failed image list", "some images failed to copy")
+		}
+		log.infof(0, "Done")
+		return nil
+	})
 }
 
 // finishFailed logs and writes the failed list, and returns the exit

@@ -29,6 +29,7 @@ type liveProgress struct {
 	allBytes  int64
 	drawn     int // lines drawn by the last frame
 	closed    bool
+	planned   bool // nothing is drawn before the plan is known
 	stop      chan struct{}
 	finished  chan struct{}
 }
@@ -87,6 +88,7 @@ func (p *liveProgress) event(ev loader.Event) {
 	case loader.Planned:
 		p.total = len(e.Plan.Images)
 		p.allBytes = planBytes(e.Plan)
+		p.planned = true
 	case loader.ImageStarted:
 		p.active = append(p.active, &imageProgress{img: e.Image, total: e.Total})
 	case loader.ImageProgress:
@@ -141,7 +143,7 @@ func (p *liveProgress) clear() {
 // draw writes a frame; the caller holds mu. Lines are cut to the terminal
 // width, so that none wraps and clear erases exactly what was drawn.
 func (p *liveProgress) draw() {
-	if p.closed {
+	if p.closed || !p.planned {
 		return
 	}
 	var b strings.Builder

@@ -278,7 +278,7 @@ func (j *jsonRenderer) event(ev loader.Event) {
 		out = imageEvent("manifest-pushed", e.Image)
 		out.Digest, out.Tag = e.Descriptor.Digest.String(), e.Tag
 		if e.Manifest != nil {
-			out.Platform = platformOf(e.Manifest)
+			out.Platform = e.Manifest.Platform()
 		} else {
 			out.Platform = "index"
 		}
@@ -336,18 +336,6 @@ func planBytes(plan *loader.Plan) int64 {
 		n += img.Size()
 	}
 	return n
-}
-
-func platformOf(m *loader.Manifest) string {
-	p := m.Descriptor.Platform
-	if p == nil || p.OS == "" && p.Architecture == "" {
-		return ""
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 func isInterrupt(err error) bool { return errors.Is(err, errInterrupted) }

@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/cnrancher/docker-hangar/loader"
@@ -20,27 +18,14 @@ index at the image's tag. Prints PASS or an error per image.`,
 		Args:                  cobra.NoArgs,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, r, err := f.prepare(cmd, true)
-			if err != nil {
-				return err
-			}
-			log := r.log()
-			ctx, events, stop := f.withInterrupt(cmd.Context(), log, opts.Events)
-			opts.Events = events
-			defer stop()
-			log.infof(0, "Arch List: [%s]", strings.Join(opts.Arch, ","))
-			log.infof(0, "OS List: [%s]", strings.Join(opts.OS, ","))
-			res, err := loader.Validate(ctx, opts)
-			r.close()
-			if err != nil {
-				return fatal(log, err.Error())
-			}
-			printSummary(log, res, false, true)
-			if len(res.Failed) > 0 || res.Stopped != nil {
-				return f.finishFailed(log, res, "Validate failed image list", "some images failed to validate")
-			}
-			log.infof(0, "Done")
-			return nil
+			return f.execute(cmd, true, loader.Validate, func(log *logger, _ loader.Options, res *loader.Result) error {
+				printSummary(log, res, false, true)
+				if len(res.Failed) > 0 || res.Stopped != nil {
+					return f.finishFailed(log, res, "Validate failed image list", "some images failed to validate")
+				}
+				log.infof(0, "Done")
+				return nil
+			})
 		},
 	}
 	f.addCommon(cmd, cmd.Flags())
