@@ -88,6 +88,6 @@ func connect(ctx context.Context, plan *Plan, opts Options, em *emitter, validat
 			repos = append(repos, img.Repository)
 		}
 	}
-	reg.ShareTokens(repos)
+	reg.ShareTokens(ctx, repos)
 	return orasRegistry{reg}, nil
 }

@@ -1,6 +1,7 @@
 package oras
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,7 +115,9 @@ func TestShareTokensGroups(t *testing.T) {
 		for i := range tt.repos {
 			repos = append(repos, fmt.Sprintf("p/r%03d", i), fmt.Sprintf("p/r%03d", i)) // twice: counted once
 		}
-		r.ShareTokens(repos)
+		// as after a Ping answered with a bearer challenge
+		_, _ = r.auth.Cache.Set(context.Background(), r.endpoint, auth.SchemeBearer, "", func(context.Context) (string, error) { return "t", nil })
+		r.ShareTokens(context.Background(), repos)
 		groups := map[*tokenGroup]bool{}
 		for i := range tt.repos {
 			g := r.tokenGroup(fmt.Sprintf("p/r%03d", i))
@@ -135,6 +138,10 @@ func TestShareTokensGroups(t *testing.T) {
 		}
 		if r.tokenGroup("p/other") != nil {
 			t.Error("a repository not shared has a group")
+		}
+		plain, _ := NewRegistry("127.0.0.1:1", opts)
+		if plain.ShareTokens(context.Background(), repos); plain.tokenGroup(repos[0]) != nil {
+			t.Error("tokens shared on a registry that asked for none")
 		}
 	}
 }

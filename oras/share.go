@@ -25,8 +25,14 @@ type tokenGroup struct {
 // then asks the token service once per group rather than once per
 // repository (and once more per mount source), which matters where each
 // token request costs a password check: about 0.1 s on Harbor. Call it
-// before the repositories' first requests.
-func (r *Registry) ShareTokens(repositories []string) {
+// after Ping and before the repositories' first requests. It does nothing
+// unless the registry answered Ping with a bearer-token challenge: scopes
+// are of no use elsewhere, and sorting a group's scopes for every request
+// costs CPU.
+func (r *Registry) ShareTokens(ctx context.Context, repositories []string) {
+	if s, err := r.auth.Cache.GetScheme(ctx, r.endpoint); err != nil || s != auth.SchemeBearer {
+		return
+	}
 	actions := []string{auth.ActionPull}
 	if r.opts.PushScope {
 		actions = append(actions, auth.ActionPush)
