@@ -12,10 +12,13 @@
 //     entries each entry adds. Each distinct manifest and config is read
 //     once; bodies are not kept. Entries with one destination are one
 //     Image.
-//  2. Connect: the registry is probed (the login check), which settles
-//     the scheme; Harbor projects are created for the images loaded.
+//  2. Connect: the registry is probed (the login check, whose token is
+//     the first the load uses), which settles the scheme; Harbor projects
+//     are created for the images loaded, where the token does not already
+//     prove them.
 //  3. Prepare, per image, up to a window of images ahead: read the main
-//     tag; HEAD each manifest; for a missing one, every blob goes through
+//     tag; HEAD each manifest (on Harbor, not those the tag's index lists:
+//     Harbor keeps them); for a missing one, every blob goes through
 //     one scheduler for the whole load (per repository and digest: HEAD
 //     or upload for the first repository, mount for the others), streamed
 //     from the archive and verified on the way.

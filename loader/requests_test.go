@@ -14,8 +14,9 @@ import (
 // TestTokensPerRepository counts the tokens a load asks a token server for
 // (issue 13): the repositories of a load share their tokens
 // (oras.Registry.ShareTokens), so a load of a few repositories, cold or
-// warm, asks for one token for them all (mounts between them included),
-// besides the login probe's; never one per request, image or repository.
+// warm, asks for one token for them all (mounts between them included):
+// the login check's, which asks for the scopes of the first group; never
+// one per request, image or repository.
 func TestTokensPerRepository(t *testing.T) {
 	ts := registrytest.StartTokenServer(map[string]registrytest.TokenUser{
 		"pusher": {Password: "push-Pa55", Actions: []string{"pull", "push"}},
@@ -46,12 +47,11 @@ func TestTokensPerRepository(t *testing.T) {
 		}
 		return ts.Requests() - before
 	}
-	// The login probe asks for a token without a scope: one more.
-	if cold := load1(); cold != 2 {
-		t.Errorf("cold load asked for %d tokens; want 2 (the login probe's and one for every repository)", cold)
+	if cold := load1(); cold != 1 {
+		t.Errorf("cold load asked for %d tokens; want 1 (the login check's, for every repository)", cold)
 	}
-	if warm := load1(); warm != 2 {
-		t.Errorf("warm re-load asked for %d tokens; want 2 (the login probe's and one for every repository)", warm)
+	if warm := load1(); warm != 1 {
+		t.Errorf("warm re-load asked for %d tokens; want 1 (the login check's, for every repository)", warm)
 	}
 }
 

@@ -206,6 +206,10 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	res := newResult(plan)
 	r := &runner{opts: opts, src: src, reg: reg, em: em, host: plan.Host, stop: stop,
 		blobs: newBlobScheduler(ctx, src, opts.BlobConcurrency, opts.DryRun)}
+	// Harbor refuses to delete a manifest that an index names (412
+	// VIOLATE_FOREIGN_KEY_CONSTRAINT): the manifests the index at a tag
+	// lists are there, and a warm image costs one GET of its tag.
+	r.listedKept, _ = reg.IsHarbor(ctx)
 
 	// Images are prepared (destination read, blobs uploaded) ahead of
 	// their turn, up to a window of images; their manifests and index are
@@ -347,8 +351,9 @@ type runner struct {
 	blobs *blobScheduler
 	stop  context.CancelCauseFunc
 
-	stopOnce sync.Once
-	repos    sync.Map // name -> Repository
+	stopOnce   sync.Once
+	repos      sync.Map // name -> Repository
+	listedKept bool     // the registry keeps the manifests an index names
 
 	mu     sync.Mutex
 	pushed []pushed // indexes pushed, for settle
@@ -503,8 +508,9 @@ const (
 
 // prepareManifest decides what one manifest needs and, when it is missing,
 // uploads its blobs. It costs one HEAD for a manifest that is there (two
-// when its platform tag must be checked), none for one of a new image; a
-// chart or file, whose tag is its only reference, one HEAD of that tag.
+// when its platform tag must be checked), none for one of a new image or
+// one the tag's index lists on Harbor; a chart or file, whose tag is its
+// only reference, one HEAD of that tag.
 func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, known knowledge, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
@@ -528,6 +534,9 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 			return fail(err)
 		}
 		// not at its tag: upload (blobs already there are found) and push
+	case known == knownListed && r.listedKept:
+		present()
+		return stepNone, nil
 	default:
 		exists, err := repo.ManifestExists(ctx, desc)
 		if err != nil {

@@ -952,3 +952,48 @@ func TestRunIndexSeesAnotherWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestRunWarmManifestChecks: a warm image asks for each manifest its tag's
+// index lists, except on Harbor, which refuses to delete a manifest that
+// an index names (412 VIOLATE_FOREIGN_KEY_CONSTRAINT, checked against the
+// real Harbor in plugin/harbor_test.go): there the tag's index proves
+// them. A chart, with no index, is always asked for.
+func TestRunWarmManifestChecks(t *testing.T) {
+	images := []archivetest.Image{
+		image("docker.io/library/a", "1", 1, bothPlatforms, sharedLayer),
+		{Chart: &archivetest.Chart{Name: "demo", Version: "0.1.0"}},
+	}
+	for _, tt := range []struct {
+		name        string
+		harbor      bool
+		wantIndexed int // ManifestExists calls of the image with an index
+	}{
+		{name: "distribution", harbor: false, wantIndexed: 2},
+		{name: "harbor", harbor: true, wantIndexed: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newFakeLoad(t, images, archivetest.Options{})
+			reg := newFakeRegistry()
+			reg.harbor = tt.harbor
+			if res := l.run(t, context.Background(), reg); len(res.Failed) != 0 {
+				t.Fatalf("load: %v", res.Failed)
+			}
+			reg.reset()
+			res := l.run(t, context.Background(), reg)
+			exists := map[string]int{}
+			for _, c := range reg.log() {
+				if c.Op == opManifestExists {
+					exists[c.Repo]++
+				}
+			}
+			for img, ir := range res.Images {
+				if ir.Status != loader.StatusUnchanged {
+					t.Errorf("%s: %v %v; want unchanged", img.Reference, ir.Status, ir.Err)
+				}
+			}
+			if exists["library/a"] != tt.wantIndexed {
+				t.Errorf("library/a: %d manifest checks; want %d", exists["library/a"], tt.wantIndexed)
+			}
+		})
+	}
+}

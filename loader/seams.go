@@ -79,15 +79,15 @@ func connect(ctx context.Context, plan *Plan, opts Options, em *emitter, validat
 	if err != nil {
 		return nil, err
 	}
-	if err := reg.Ping(ctx, !opts.SkipLogin); err != nil {
-		return nil, err
-	}
 	repos := make([]string, 0, len(plan.Images))
 	for _, img := range plan.Images {
 		if img.Err == nil {
 			repos = append(repos, img.Repository)
 		}
 	}
-	reg.ShareTokens(ctx, repos)
+	reg.ShareTokens(repos) // before Ping: its login check fetches the first group's token
+	if err := reg.Ping(ctx, !opts.SkipLogin); err != nil {
+		return nil, err
+	}
 	return orasRegistry{reg}, nil
 }

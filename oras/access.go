@@ -17,11 +17,13 @@ import (
 )
 
 // CheckPushAccess checks, before anything is uploaded, that docker's
-// credentials for the registry may push to repository. It asks the
-// registry's token service for a new token with pull and push scope
-// (never a cached one: Harbor refuses tokens issued before a project
-// existed) and reads the actions it grants; with RegistryOptions.PushScope
-// the token is then kept for the repository's requests. When push is not among them
+// credentials for the registry may push to repository. It reads the
+// actions granted by the token for the repository's pull and push scope
+// (its group's, see ShareTokens): the one the login check fetched, else a
+// new one (none from before a Harbor project was created: Harbor refuses
+// them, and EnsureHarborProject forgets them); with
+// RegistryOptions.PushScope the token is then kept for the repository's
+// requests. When push is not among them
 // the error wraps ErrUnauthorized and reads "no push permission for
 // project P on registry H as user U", P being the first path component of
 // repository (on Harbor, where a missing project is the reason, it says
@@ -45,9 +47,7 @@ func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error
 	sctx, key := r.scopeContext(ctx, repository, auth.ActionPull, auth.ActionPush)
 	token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, key)
 	if err != nil {
-		// Ask for a new token: none asked for before the check (the
-		// login probe asks for none) can have been issued before the
-		// projects existed.
+		// Ask for a new token.
 		rec := &recordingCache{}
 		client := &auth.Client{Client: r.client, Header: r.auth.Header, Credential: r.auth.Credential, Cache: rec}
 		req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
@@ -79,10 +79,15 @@ func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error
 	}
 	granted := claims.actions(repository)
 	r.debugf("registry %s: token for %s grants %v", r.host, repository, granted)
-	if slices.Contains(granted, auth.ActionPush) || slices.Contains(granted, "*") {
+	if grantsPush(granted) {
 		return nil
 	}
 	return r.noPushError(ctx, repository, claims)
+}
+
+// grantsPush reports whether granted actions include push.
+func grantsPush(granted []string) bool {
+	return slices.Contains(granted, auth.ActionPush) || slices.Contains(granted, "*")
 }
 
 // noPushError explains a token that does not grant push.

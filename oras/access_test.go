@@ -33,11 +33,12 @@ import (
 // registry in front of which it runs is the real distribution registry
 // with its token access controller, which verifies those JWTs.
 type jwtIssuer struct {
-	server  *httptest.Server
-	key     *ecdsa.PrivateKey
-	kid     string
-	users   map[string]jwtUser
-	service string
+	requests atomic.Int64 // token requests served
+	server   *httptest.Server
+	key      *ecdsa.PrivateKey
+	kid      string
+	users    map[string]jwtUser
+	service  string
 }
 
 type jwtUser struct {
@@ -48,6 +49,14 @@ type jwtUser struct {
 // startTokenAuthRegistry starts a registry with distribution's token auth
 // and its token service.
 func startTokenAuthRegistry(t *testing.T, users map[string]jwtUser) *registrytest.Registry {
+	t.Helper()
+	reg, _ := startTokenAuth(t, users)
+	return reg
+}
+
+// startTokenAuth starts a registry with distribution's token auth and
+// returns its token service too.
+func startTokenAuth(t *testing.T, users map[string]jwtUser) (*registrytest.Registry, *jwtIssuer) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,10 +77,11 @@ func startTokenAuthRegistry(t *testing.T, users map[string]jwtUser) *registrytes
 	t.Cleanup(iss.server.Close)
 	return registrytest.MustStart(t, registrytest.Options{Auth: configuration.Auth{"token": configuration.Parameters{
 		"realm": iss.server.URL + "/token", "service": iss.service, "issuer": "jwt-issuer", "rootcertbundle": bundle,
-	}}})
+	}}}), iss
 }
 
 func (iss *jwtIssuer) serveToken(w http.ResponseWriter, r *http.Request) {
+	iss.requests.Add(1)
 	var (
 		subject string
 		user    jwtUser

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
@@ -19,11 +20,16 @@ import (
 // A token is fetched once per scope however many requests want it at the
 // same time: oras's cache forgets a fetch under way a moment before it
 // stores its token, so requests arriving in between fetched it again.
+//
+// Its tokens can be forgotten (forgetTokens) while the scheme is kept:
+// Harbor refuses a token issued before a project existed.
 type authCache struct {
 	auth.Cache
 
 	mu       sync.Mutex
 	inflight map[string]*tokenFetch
+	epoch    int            // incremented by forgetTokens
+	issued   map[string]int // cache id -> the epoch its token was stored in
 }
 
 type tokenFetch struct {
@@ -32,8 +38,30 @@ type tokenFetch struct {
 	err   error
 }
 
-func newAuthCache() auth.Cache {
-	return &authCache{Cache: auth.NewCache(), inflight: map[string]*tokenFetch{}}
+func newAuthCache() *authCache {
+	return &authCache{Cache: auth.NewCache(), inflight: map[string]*tokenFetch{}, issued: map[string]int{}}
+}
+
+func cacheID(registry string, scheme auth.Scheme, key string) string {
+	return registry + " " + scheme.String() + " " + key
+}
+
+// GetToken returns a token stored since the last forgetTokens.
+func (c *authCache) GetToken(ctx context.Context, registry string, scheme auth.Scheme, key string) (string, error) {
+	c.mu.Lock()
+	fresh := c.issued[cacheID(registry, scheme, key)] == c.epoch
+	c.mu.Unlock()
+	if !fresh {
+		return "", errdef.ErrNotFound
+	}
+	return c.Cache.GetToken(ctx, registry, scheme, key)
+}
+
+// forgetTokens makes every token stored so far unknown; the schemes stay.
+func (c *authCache) forgetTokens() {
+	c.mu.Lock()
+	c.epoch++
+	c.mu.Unlock()
 }
 
 func (c *authCache) Set(ctx context.Context, registry string, scheme auth.Scheme, key string, fetch func(context.Context) (string, error)) (string, error) {
@@ -42,7 +70,7 @@ func (c *authCache) Set(ctx context.Context, registry string, scheme auth.Scheme
 			return fetch(ctx)
 		}
 	}
-	id := registry + " " + scheme.String() + " " + key
+	id := cacheID(registry, scheme, key)
 	c.mu.Lock()
 	if f := c.inflight[id]; f != nil {
 		c.mu.Unlock()
@@ -56,16 +84,22 @@ func (c *authCache) Set(ctx context.Context, registry string, scheme auth.Scheme
 		}
 		return c.Set(ctx, registry, scheme, key, fetch) // that fetch failed: try ours
 	}
-	if token, err := c.Cache.GetToken(ctx, registry, scheme, key); err == nil {
-		c.mu.Unlock()
-		return token, nil
+	if c.issued[id] == c.epoch {
+		if token, err := c.Cache.GetToken(ctx, registry, scheme, key); err == nil {
+			c.mu.Unlock()
+			return token, nil
+		}
 	}
 	f := &tokenFetch{done: make(chan struct{})}
 	c.inflight[id] = f
+	epoch := c.epoch
 	c.mu.Unlock()
 	f.token, f.err = c.Cache.Set(ctx, registry, scheme, key, fetch)
 	c.mu.Lock()
 	delete(c.inflight, id)
+	if f.err == nil {
+		c.issued[id] = epoch
+	}
 	c.mu.Unlock()
 	close(f.done)
 	return f.token, f.err

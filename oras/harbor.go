@@ -20,11 +20,15 @@ import (
 // answers 200 with the body "Pong" (Harbor's ping handler, text/plain;
 // a JSON string "Pong" is accepted too). It uses the registry's settled
 // scheme and transport; any other answer means "not Harbor", a transport
-// failure is an error.
+// failure is an error. The answer is kept: one request per Registry.
 //
 // References: hangar-load.md 2.6, 5.15; Harbor's API
 // (src/server/v2.0/handler/ping.go: GetPing answers "Pong").
 func (r *Registry) IsHarbor(ctx context.Context) (bool, error) {
+	return r.harbor.do(ctx, r.detectHarbor, func(v bool, err error) (bool, bool) { return v, err == nil })
+}
+
+func (r *Registry) detectHarbor(ctx context.Context) (bool, error) {
 	if _, _, err := r.scheme(ctx); err != nil {
 		return false, err
 	}
@@ -81,6 +85,8 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	switch status {
 	case http.StatusCreated:
 		r.debugf("created harbor project %q", project)
+		// Harbor refuses a token issued before the project existed.
+		r.tokens.forgetTokens()
 		return true, nil
 	case http.StatusConflict:
 		r.debugf("harbor project %q already exists (409)", project)
@@ -90,10 +96,16 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	}
 }
 
-// HarborProjectExists reports whether a Harbor project exists: one HEAD
-// of the projects API, with docker's credentials, as EnsureHarborProject
+// HarborProjectExists reports whether a Harbor project exists: true
+// without a request where a token the registry holds (the login check's,
+// see ShareTokens) grants push to one of its repositories, else one HEAD
+// of the projects API with docker's credentials, as EnsureHarborProject
 // does before it creates one.
 func (r *Registry) HarborProjectExists(ctx context.Context, project string) (bool, error) {
+	if r.projectGranted(ctx, project) {
+		r.debugf("harbor project %q exists: the token grants push to it", project)
+		return true, nil
+	}
 	exists, _, err := r.harborProject(ctx, project)
 	return exists, err
 }

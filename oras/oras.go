@@ -192,16 +192,20 @@ type Registry struct {
 	transport *http.Transport
 	client    *http.Client // retrying, no credentials
 	auth      *auth.Client // retrying, docker credentials
+	tokens    *authCache   // the token cache of auth and upload
 	upload    *auth.Client // no transport retries (uploads retry whole)
 
 	schemeOnce flight[schemeResult]
+	harbor     flight[bool] // IsHarbor
 	chunkSize  atomic.Int64 // 0: monolithic uploads
+	bearer     atomic.Bool  // the first GET /v2/ challenged with a bearer token
 
 	mu        sync.Mutex
 	plainHTTP bool
 
 	groupsMu sync.RWMutex
 	groups   map[string]*tokenGroup // ShareTokens
+	first    *tokenGroup            // the group of the first repository
 }
 
 // NewRegistry returns a Registry for host ("host[:port]"). It makes no
@@ -270,6 +274,7 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 		header.Set("User-Agent", opts.UserAgent)
 	}
 	cache := newAuthCache()
+	r.tokens = cache
 	credFunc := r.creds.credentialFunc(host)
 	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
 	r.upload = &auth.Client{Client: &http.Client{Transport: base, CheckRedirect: r.checkRedirect}, Header: header, Credential: credFunc, Cache: cache}
@@ -349,8 +354,14 @@ func (r *Registry) loginRequired() error {
 }
 
 // checkLogin lets the auth client answer the /v2/ challenge with our
-// credentials.
+// credentials. Where tokens are shared (ShareTokens), the token asked for
+// is that of the first group, which the load's first requests then use: a
+// token request is a password check on Harbor, as long as a few dozen
+// manifest requests.
 func (r *Registry) checkLogin(ctx context.Context) error {
+	if g := r.firstGroup(); g != nil {
+		ctx = auth.AppendScopesForHost(ctx, r.endpoint, g.scopes...)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
 	if err != nil {
 		return err

@@ -25,28 +25,27 @@ type tokenGroup struct {
 // then asks the token service once per group rather than once per
 // repository (and once more per mount source), which matters where each
 // token request costs a password check: about 0.1 s on Harbor. Call it
-// after Ping and before the repositories' first requests. It does nothing
-// unless the registry answered Ping with a bearer-token challenge: scopes
-// are of no use elsewhere, and sorting a group's scopes for every request
-// costs CPU.
-func (r *Registry) ShareTokens(ctx context.Context, repositories []string) {
-	if s, err := r.auth.Cache.GetScheme(ctx, r.endpoint); err != nil || s != auth.SchemeBearer {
-		return
-	}
+// before Ping, whose login check then asks for the first group's token,
+// and before the repositories' first requests. The groups are used only
+// where the registry answered the first GET /v2/ with a bearer-token
+// challenge: scopes are of no use elsewhere, and sorting a group's scopes
+// for every request costs CPU.
+func (r *Registry) ShareTokens(repositories []string) {
 	actions := []string{auth.ActionPull}
 	if r.opts.PushScope {
 		actions = append(actions, auth.ActionPush)
 	}
 	groups := map[string]*tokenGroup{}
-	seen := map[string]bool{}
-	var current *tokenGroup
+	var current, first *tokenGroup
 	for _, repo := range repositories {
-		if seen[repo] {
+		if groups[repo] != nil {
 			continue
 		}
-		seen[repo] = true
 		if current == nil || len(current.scopes) == MaxSharedScopes {
 			current = &tokenGroup{}
+		}
+		if first == nil {
+			first = current
 		}
 		current.scopes = append(current.scopes, auth.ScopeRepository(repo, actions...))
 		groups[repo] = current
@@ -58,15 +57,53 @@ func (r *Registry) ShareTokens(ctx context.Context, repositories []string) {
 		}
 	}
 	r.groupsMu.Lock()
-	r.groups = groups
+	r.groups, r.first = groups, first
 	r.groupsMu.Unlock()
 }
 
 // tokenGroup returns the group of a repository (nil when not shared).
 func (r *Registry) tokenGroup(repository string) *tokenGroup {
+	if !r.bearer.Load() {
+		return nil
+	}
 	r.groupsMu.RLock()
 	defer r.groupsMu.RUnlock()
 	return r.groups[repository]
+}
+
+// firstGroup returns the group of the first shared repository (nil when
+// not shared).
+func (r *Registry) firstGroup() *tokenGroup {
+	if !r.bearer.Load() {
+		return nil
+	}
+	r.groupsMu.RLock()
+	defer r.groupsMu.RUnlock()
+	return r.first
+}
+
+// projectGranted reports whether a token held for a shared repository of
+// project grants push to it: the project then exists (Harbor grants
+// nothing on a missing project).
+func (r *Registry) projectGranted(ctx context.Context, project string) bool {
+	if !r.bearer.Load() {
+		return false
+	}
+	r.groupsMu.RLock()
+	defer r.groupsMu.RUnlock()
+	for repo, g := range r.groups {
+		if p, _, _ := strings.Cut(repo, "/"); p != project {
+			continue
+		}
+		token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, g.key)
+		if err != nil {
+			continue
+		}
+		if claims, ok := parseTokenClaims(token); ok && grantsPush(claims.actions(repo)) {
+			return true
+		}
+	}
+	return false
 }
 
 // scopeContext returns ctx with the scopes a token for repository is

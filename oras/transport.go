@@ -65,13 +65,11 @@ func isLoopback(host string) bool {
 //
 // References: decisions.md D6.
 func tlsConfig(host string, mode tlsMode, certsDirs []string, debugf func(string, ...any)) (*tls.Config, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	// RootCAs stays nil (the system's roots, which Go loads at the first
+	// verification: 10 ms of CPU, a tenth of a warm load) unless certs.d
+	// adds a CA.
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		RootCAs:            pool,
 		InsecureSkipVerify: !mode.verify, //nolint:gosec // decisions.md D6: --tls-verify=false and loopback
 	}
 	for _, base := range certsDirs {
@@ -105,6 +103,11 @@ func loadCertsDir(conf *tls.Config, dir string, debugf func(string, ...any)) err
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return fmt.Errorf("read CA certificate: %w", err)
+			}
+			if conf.RootCAs == nil {
+				if conf.RootCAs, err = x509.SystemCertPool(); err != nil || conf.RootCAs == nil {
+					conf.RootCAs = x509.NewCertPool()
+				}
 			}
 			if !conf.RootCAs.AppendCertsFromPEM(data) {
 				return fmt.Errorf("no PEM certificate in %s", path)
@@ -457,6 +460,7 @@ func (r *Registry) scheme(ctx context.Context) (plainHTTP bool, p *probe, err er
 func (r *Registry) settleScheme(ctx context.Context) (schemeResult, error) {
 	p, err := r.get(ctx, "https", "/v2/")
 	if err == nil {
+		r.noteChallenge(p)
 		r.setPlainHTTP(false)
 		r.debugf("registry %s: using HTTPS", r.host)
 		return schemeResult{probe: p}, nil
@@ -481,9 +485,17 @@ func (r *Registry) settleScheme(ctx context.Context) (schemeResult, error) {
 		return schemeResult{}, newError(ErrUnreachable, herr, fmt.Sprintf(
 			"cannot reach registry %s: https: %s; http: %s", r.host, describe(err), describe(herr)))
 	}
+	r.noteChallenge(p)
 	r.setPlainHTTP(true)
 	r.debugf("registry %s: using plain HTTP", r.host)
 	return schemeResult{plainHTTP: true, probe: p}, nil
+}
+
+// noteChallenge records whether the probe was challenged for a bearer
+// token.
+func (r *Registry) noteChallenge(p *probe) {
+	challenge := strings.TrimSpace(p.header.Get("Www-Authenticate"))
+	r.bearer.Store(p.status == http.StatusUnauthorized && len(challenge) >= 6 && strings.EqualFold(challenge[:6], "bearer"))
 }
 
 func (r *Registry) setPlainHTTP(v bool) {

@@ -171,6 +171,25 @@ func TestRealHarborLoad(t *testing.T) {
 		if !strings.Contains(out, "Summary: 8 unchanged, 0 failed;") {
 			t.Errorf("summary does not say everything was unchanged:\n%s", out)
 		}
+		// The fewest requests that prove the images are there (issue 13):
+		// one token (the login check's, for every repository: a password
+		// check each on Harbor), no project lookup (the token's grants
+		// prove the projects), one request per image (Harbor keeps the
+		// manifests an index names).
+		var tokens, projectCalls, manifestCalls int
+		for _, r := range proxy.Requests() {
+			switch {
+			case r.Path == "/service/token":
+				tokens++
+			case strings.HasPrefix(r.Path, "/api/v2.0/projects"):
+				projectCalls++
+			case strings.Contains(r.Path, "/manifests/"):
+				manifestCalls++
+			}
+		}
+		if tokens != 1 || projectCalls != 0 || manifestCalls != 8 {
+			t.Errorf("reload: %d token requests, %d project API calls, %d manifest requests; want 1, 0 and 8 (one per image)", tokens, projectCalls, manifestCalls)
+		}
 	})
 
 	t.Run("validate", func(t *testing.T) {

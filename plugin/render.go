@@ -349,8 +349,11 @@ func requestsString(byMethod map[string]int) string {
 		total += byMethod[m]
 		parts = append(parts, fmt.Sprintf("%s %d", m, byMethod[m]))
 	}
-	if total == 0 {
+	switch total {
+	case 0:
 		return "no request"
+	case 1:
+		return fmt.Sprintf("1 request (%s)", parts[0])
 	}
 	return fmt.Sprintf("%d requests (%s)", total, strings.Join(parts, ", "))
 }
