@@ -32,8 +32,9 @@ import (
 // Where the answer cannot be read, CheckPushAccess returns nil and the
 // pushes will tell: registries with basic auth or none, and tokens that
 // are not JWTs with an access claim (distribution's token auth and Harbor
-// issue such JWTs; some services issue opaque tokens). It sends one GET
-// /v2/ and one token request, and writes nothing.
+// issue such JWTs; some services issue opaque tokens). It sends no request
+// where GET /v2/ asked for no bearer token or the token is held, else one
+// GET /v2/ and one token request, and writes nothing.
 //
 // References: decisions.md D5; hangar-load.md 2.6.
 func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error {
@@ -44,6 +45,11 @@ func (r *Registry) CheckPushAccess(ctx context.Context, repository string) error
 		return err
 	}
 	op := "check push access to " + repository
+	if !r.bearer.Load() {
+		// GET /v2/ asked for no token: nothing to read, no request.
+		r.debugf("registry %s: %s: no token auth, the pushes will tell", r.host, op)
+		return nil
+	}
 	sctx, key := r.scopeContext(ctx, repository, auth.ActionPull, auth.ActionPush)
 	token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, key)
 	if err != nil {

@@ -3,6 +3,7 @@ package oras
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"oras.land/oras-go/v2/errdef"
@@ -58,11 +59,15 @@ func TestLoginTokenServesTheLoad(t *testing.T) {
 	r := mustRegistry(t, reg.Host(), opts)
 	ctx := testContext(t)
 	repos := []string{"team/app", "team/web", "tools/cli"}
+	for i := range MaxSharedScopes {
+		repos = append(repos, fmt.Sprintf("team/app%02d", i))
+	}
+	repos = append(repos, "late/app") // in the second group
 	r.ShareTokens(repos)
 	if err := r.Ping(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, repo := range repos {
+	for _, repo := range repos[:MaxSharedScopes] {
 		if err := r.CheckPushAccess(ctx, repo); err != nil {
 			t.Fatalf("CheckPushAccess(%s) = %v", repo, err)
 		}
@@ -78,11 +83,25 @@ func TestLoginTokenServesTheLoad(t *testing.T) {
 	if n := iss.requests.Load(); n != 1 {
 		t.Errorf("%d token requests; want 1 (the login check's)", n)
 	}
-	r.tokens.forgetTokens()
-	if r.projectGranted(ctx, "team") {
-		t.Error("a forgotten token still proves a project")
+	// A project of the second group only: its group's token is fetched,
+	// once, and serves the push checks of that group.
+	if !r.projectGranted(ctx, "late") {
+		t.Error("projectGranted(late) = false; want true")
 	}
-	if err := r.CheckPushAccess(ctx, "team/app"); err != nil || iss.requests.Load() != 2 {
+	for _, repo := range repos[MaxSharedScopes:] {
+		if err := r.CheckPushAccess(ctx, repo); err != nil {
+			t.Fatalf("CheckPushAccess(%s) = %v", repo, err)
+		}
+	}
+	if n := iss.requests.Load(); n != 2 {
+		t.Errorf("%d token requests; want 2 (one per group)", n)
+	}
+	// Forgotten tokens (a project was created) are fetched again.
+	r.tokens.forgetTokens()
+	if err := r.CheckPushAccess(ctx, "team/app"); err != nil || iss.requests.Load() != 3 {
 		t.Errorf("CheckPushAccess after forgetTokens = %v after %d token requests; want access after a new one", err, iss.requests.Load())
+	}
+	if !r.projectGranted(ctx, "team") || iss.requests.Load() != 3 {
+		t.Errorf("projectGranted(team) after the new token: %d token requests; want true after 3", iss.requests.Load())
 	}
 }

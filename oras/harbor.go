@@ -96,10 +96,11 @@ func (r *Registry) EnsureHarborProject(ctx context.Context, project string) (cre
 	}
 }
 
-// HarborProjectExists reports whether a Harbor project exists: true
-// without a request where a token the registry holds (the login check's,
-// see ShareTokens) grants push to one of its repositories, else one HEAD
-// of the projects API with docker's credentials, as EnsureHarborProject
+// HarborProjectExists reports whether a Harbor project exists: true where
+// the shared token of one of its repositories (see ShareTokens: the login
+// check's, or one fetched for its group, a token request for up to
+// MaxSharedScopes repositories) grants push to it, else as one HEAD of the
+// projects API with docker's credentials says, as EnsureHarborProject
 // does before it creates one.
 func (r *Registry) HarborProjectExists(ctx context.Context, project string) (bool, error) {
 	if r.projectGranted(ctx, project) {

@@ -206,6 +206,7 @@ type Registry struct {
 	groupsMu sync.RWMutex
 	groups   map[string]*tokenGroup // ShareTokens
 	first    *tokenGroup            // the group of the first repository
+	projects map[string]string      // project -> its first shared repository
 }
 
 // NewRegistry returns a Registry for host ("host[:port]"). It makes no

@@ -2,6 +2,8 @@ package oras
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -36,10 +38,14 @@ func (r *Registry) ShareTokens(repositories []string) {
 		actions = append(actions, auth.ActionPush)
 	}
 	groups := map[string]*tokenGroup{}
+	projects := map[string]string{}
 	var current, first *tokenGroup
 	for _, repo := range repositories {
 		if groups[repo] != nil {
 			continue
+		}
+		if p, _, _ := strings.Cut(repo, "/"); projects[p] == "" {
+			projects[p] = repo
 		}
 		if current == nil || len(current.scopes) == MaxSharedScopes {
 			current = &tokenGroup{}
@@ -57,7 +63,7 @@ func (r *Registry) ShareTokens(repositories []string) {
 		}
 	}
 	r.groupsMu.Lock()
-	r.groups, r.first = groups, first
+	r.groups, r.first, r.projects = groups, first, projects
 	r.groupsMu.Unlock()
 }
 
@@ -82,28 +88,49 @@ func (r *Registry) firstGroup() *tokenGroup {
 	return r.first
 }
 
-// projectGranted reports whether a token held for a shared repository of
-// project grants push to it: the project then exists (Harbor grants
-// nothing on a missing project).
+// projectGranted reports whether the token of the group of one of
+// project's shared repositories grants push to it: the project then
+// exists (Harbor grants nothing on a missing project). A token not held
+// yet is fetched: the load needs it anyway, and it costs Harbor one
+// password check for up to MaxSharedScopes repositories, where a project
+// lookup costs one per project.
 func (r *Registry) projectGranted(ctx context.Context, project string) bool {
 	if !r.bearer.Load() {
 		return false
 	}
 	r.groupsMu.RLock()
-	defer r.groupsMu.RUnlock()
-	for repo, g := range r.groups {
-		if p, _, _ := strings.Cut(repo, "/"); p != project {
-			continue
-		}
-		token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, g.key)
-		if err != nil {
-			continue
-		}
-		if claims, ok := parseTokenClaims(token); ok && grantsPush(claims.actions(repo)) {
-			return true
+	repo, g := r.projects[project], r.groups[r.projects[project]]
+	r.groupsMu.RUnlock()
+	if g == nil {
+		return false
+	}
+	token, err := r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, g.key)
+	if err != nil {
+		if token, err = r.groupToken(ctx, g); err != nil {
+			r.debugf("registry %s: token for %s: %s", r.host, repo, describe(err))
+			return false
 		}
 	}
-	return false
+	claims, ok := parseTokenClaims(token)
+	return ok && grantsPush(claims.actions(repo))
+}
+
+// groupToken fetches the token of a group, as the load's requests would:
+// one GET /v2/ with its scopes, which the auth client answers and whose
+// token it keeps.
+func (r *Registry) groupToken(ctx context.Context, g *tokenGroup) (string, error) {
+	sctx := auth.AppendScopesForHost(ctx, r.endpoint, g.scopes...)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := r.auth.Do(req)
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	return r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, g.key)
 }
 
 // scopeContext returns ctx with the scopes a token for repository is
