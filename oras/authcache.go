@@ -27,9 +27,17 @@ type authCache struct {
 	auth.Cache
 
 	mu       sync.Mutex
-	inflight map[string]*tokenFetch
-	epoch    int            // incremented by forgetTokens
-	issued   map[string]int // cache id -> the epoch its token was stored in
+	inflight map[cacheID]*tokenFetch
+	epoch    int             // incremented by forgetTokens
+	issued   map[cacheID]int // the epoch each token was stored in
+}
+
+// cacheID names a token of the cache (a struct: looking one up allocates
+// nothing, on every request).
+type cacheID struct {
+	registry string
+	scheme   auth.Scheme
+	key      string
 }
 
 type tokenFetch struct {
@@ -39,17 +47,13 @@ type tokenFetch struct {
 }
 
 func newAuthCache() *authCache {
-	return &authCache{Cache: auth.NewCache(), inflight: map[string]*tokenFetch{}, issued: map[string]int{}}
-}
-
-func cacheID(registry string, scheme auth.Scheme, key string) string {
-	return registry + " " + scheme.String() + " " + key
+	return &authCache{Cache: auth.NewCache(), inflight: map[cacheID]*tokenFetch{}, issued: map[cacheID]int{}}
 }
 
 // GetToken returns a token stored since the last forgetTokens.
 func (c *authCache) GetToken(ctx context.Context, registry string, scheme auth.Scheme, key string) (string, error) {
 	c.mu.Lock()
-	fresh := c.issued[cacheID(registry, scheme, key)] == c.epoch
+	fresh := c.issued[cacheID{registry, scheme, key}] == c.epoch
 	c.mu.Unlock()
 	if !fresh {
 		return "", errdef.ErrNotFound
@@ -70,7 +74,7 @@ func (c *authCache) Set(ctx context.Context, registry string, scheme auth.Scheme
 			return fetch(ctx)
 		}
 	}
-	id := cacheID(registry, scheme, key)
+	id := cacheID{registry, scheme, key}
 	c.mu.Lock()
 	if f := c.inflight[id]; f != nil {
 		c.mu.Unlock()

@@ -360,14 +360,11 @@ func (r *Registry) loginRequired() error {
 // token request is a password check on Harbor, as long as a few dozen
 // manifest requests.
 func (r *Registry) checkLogin(ctx context.Context) error {
+	var scopes []string
 	if g := r.firstGroup(); g != nil {
-		ctx = auth.AppendScopesForHost(ctx, r.endpoint, g.scopes...)
+		scopes = g.scopes
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := r.auth.Do(req)
+	resp, err := r.getV2(ctx, scopes)
 	if err != nil {
 		switch classify(err) {
 		case classCanceled:
@@ -383,8 +380,6 @@ func (r *Registry) checkLogin(ctx context.Context) error {
 		}
 		return fmt.Errorf("log in to %s: %s", r.host, describe(err))
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		r.debugf("registry %s: logged in", r.host)
@@ -394,6 +389,26 @@ func (r *Registry) checkLogin(ctx context.Context) error {
 	default:
 		return fmt.Errorf("log in to %s: GET /v2/ answered %s", r.host, resp.Status)
 	}
+}
+
+// getV2 sends GET /v2/ through the auth client, which answers the
+// challenge with our credentials and keeps the token it fetches for
+// scopes; the answer's body is read and closed.
+func (r *Registry) getV2(ctx context.Context, scopes []string) (*http.Response, error) {
+	if len(scopes) > 0 {
+		ctx = auth.AppendScopesForHost(ctx, r.endpoint, scopes...)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.auth.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	return resp, nil
 }
 
 func (r *Registry) wrongCredentials(cause error) error {

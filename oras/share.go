@@ -2,8 +2,6 @@ package oras
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -116,20 +114,11 @@ func (r *Registry) projectGranted(ctx context.Context, project string) bool {
 }
 
 // groupToken fetches the token of a group, as the load's requests would:
-// one GET /v2/ with its scopes, which the auth client answers and whose
-// token it keeps.
+// one GET /v2/ with its scopes.
 func (r *Registry) groupToken(ctx context.Context, g *tokenGroup) (string, error) {
-	sctx := auth.AppendScopesForHost(ctx, r.endpoint, g.scopes...)
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.schemeName()+"://"+r.endpoint+"/v2/", nil)
-	if err != nil {
+	if _, err := r.getV2(ctx, g.scopes); err != nil {
 		return "", err
 	}
-	resp, err := r.auth.Do(req)
-	if err != nil {
-		return "", err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
 	return r.auth.Cache.GetToken(ctx, r.endpoint, auth.SchemeBearer, g.key)
 }
 
