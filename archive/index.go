@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 )
 
 // MaxIndexSize bounds the size of the top-level index.json that is read,
@@ -197,7 +199,7 @@ func checkDigest(what string, d digest.Digest, emptyOK bool) error {
 		}
 		return fmt.Errorf("empty %s", what)
 	}
-	if err := d.Validate(); err != nil {
+	if err := digestcheck.Validate(d); err != nil {
 		return fmt.Errorf("invalid %s %s: %w", what, quoteShort(string(d)), err)
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 )
 
 // Entry names inside an archive.
@@ -321,8 +323,8 @@ func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {
 	if alg != string(digest.SHA256) {
 		return nil, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
 	}
-	if err := digest.SHA256.Validate(enc); err != nil {
-		return nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, err)
+	if !digestcheck.IsSHA256Hex(enc) {
+		return nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
 	}
 	sum, ok := decodeSum(enc)
 	if !ok {

@@ -14,6 +14,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 
 	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 	"github.com/cnrancher/docker-hangar/manifest"
 	"github.com/cnrancher/docker-hangar/oras"
 )
@@ -577,7 +578,7 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 		if len(d.URLs) > 0 {
 			continue // foreign layer: not stored, not pushed
 		}
-		if err := d.Digest.Validate(); err != nil {
+		if err := digestcheck.Validate(d.Digest); err != nil {
 			return fmt.Errorf("manifest %s names invalid blob digest %q", item.Digest, d.Digest)
 		}
 		size, err := p.src.Size(d.Digest)

@@ -80,6 +80,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 )
 
 // MaxManifestSize bounds the manifests (and image configs) read or
@@ -189,11 +191,10 @@ type Registry struct {
 	creds    *credentialStore
 	reach    *reachability
 
-	transport *http.Transport
-	client    *http.Client // retrying, no credentials
-	auth      *auth.Client // retrying, docker credentials
-	tokens    *authCache   // the token cache of auth and upload
-	upload    *auth.Client // no transport retries (uploads retry whole)
+	client *http.Client // retrying, no credentials
+	auth   *auth.Client // retrying, docker credentials
+	tokens *authCache   // the token cache of auth and upload
+	upload *auth.Client // no transport retries (uploads retry whole)
 
 	schemeOnce flight[schemeResult]
 	harbor     flight[bool] // IsHarbor
@@ -256,14 +257,16 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
-	r.transport = newTransport(conf, opts)
-	base := &observer{
-		base:     r.transport,
-		debugf:   opts.Debugf,
-		stall:    opts.StallTimeout,
-		minBytes: windowBytes(opts.StallTimeout, opts.minRate),
-		reach:    r.reach,
+	observe := func(t *http.Transport) *observer {
+		return &observer{
+			base:     t,
+			debugf:   opts.Debugf,
+			stall:    opts.StallTimeout,
+			minBytes: windowBytes(opts.StallTimeout, opts.minRate),
+			reach:    r.reach,
+		}
 	}
+	base := observe(newTransport(conf, opts, 0))
 	r.client = &http.Client{
 		Transport: &retry.Transport{Base: base, Policy: func() retry.Policy {
 			return &requestPolicy{p: r.policy, conn: connRetry{p: r.policy, reach: r.reach}}
@@ -278,7 +281,8 @@ func NewRegistry(host string, opts RegistryOptions) (*Registry, error) {
 	r.tokens = cache
 	credFunc := r.creds.credentialFunc(host)
 	r.auth = &auth.Client{Client: r.client, Header: header, Credential: credFunc, Cache: cache}
-	r.upload = &auth.Client{Client: &http.Client{Transport: base, CheckRedirect: r.checkRedirect}, Header: header, Credential: credFunc, Cache: cache}
+	uploads := observe(newTransport(conf, opts, uploadBufferSize))
+	r.upload = &auth.Client{Client: &http.Client{Transport: uploads, CheckRedirect: r.checkRedirect}, Header: header, Credential: credFunc, Cache: cache}
 	return r, nil
 }
 
@@ -481,7 +485,7 @@ func (r *Repository) remotes(ctx context.Context) (repo, upload *remote.Reposito
 func (r *Repository) BlobExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
 	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("check blob %s in %s", desc.Digest, r.name)
-	if err := desc.Digest.Validate(); err != nil {
+	if err := digestcheck.Validate(desc.Digest); err != nil {
 		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
 	}
 	repo, _, err := r.remotes(ctx)
@@ -592,7 +596,7 @@ func (r *Repository) MountBlob(ctx context.Context, desc ocispec.Descriptor, fro
 }
 
 func validateBlob(desc ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
-	if err := desc.Digest.Validate(); err != nil {
+	if err := digestcheck.Validate(desc.Digest); err != nil {
 		return fmt.Errorf("invalid digest: %w", err)
 	}
 	if desc.Size < 0 {
@@ -609,7 +613,7 @@ func validateBlob(desc ocispec.Descriptor, open func() (io.ReadCloser, error)) e
 func (r *Repository) ManifestExists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
 	ctx = r.scoped(ctx)
 	op := fmt.Sprintf("check manifest %s in %s", desc.Digest, r.name)
-	if err := desc.Digest.Validate(); err != nil {
+	if err := digestcheck.Validate(desc.Digest); err != nil {
 		return false, fmt.Errorf("%s: invalid digest: %w", op, err)
 	}
 	repo, _, err := r.remotes(ctx)
@@ -646,7 +650,7 @@ func (r *Repository) PushManifest(ctx context.Context, desc ocispec.Descriptor, 
 			return fmt.Errorf("%s: invalid tag %q", op, reference)
 		}
 	}
-	if err := desc.Digest.Validate(); err != nil {
+	if err := digestcheck.Validate(desc.Digest); err != nil {
 		return fmt.Errorf("%s: invalid digest: %w", op, err)
 	}
 	if desc.MediaType == "" {

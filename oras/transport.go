@@ -138,9 +138,17 @@ func loadCertsDir(conf *tls.Config, dir string, debugf func(string, ...any)) err
 	return nil
 }
 
-// newTransport returns the tuned base transport of a registry. Timeouts
-// of requests are the observer's, not the transport's.
-func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
+// uploadBufferSize is the write buffer of the connections that upload
+// blobs: bodies go out in 64 KiB writes rather than 4 KiB ones. The other
+// connections (manifests, HEADs, tokens) keep net/http's 4 KiB buffers: a
+// warm re-load opens dozens of them, and 128 KiB each was half of what it
+// allocated.
+const uploadBufferSize = 64 << 10
+
+// newTransport returns the tuned base transport of a registry, with
+// writeBuffer bytes of write buffer per connection (0: net/http's).
+// Timeouts of requests are the observer's, not the transport's.
+func newTransport(conf *tls.Config, opts RegistryOptions, writeBuffer int) *http.Transport {
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -151,8 +159,7 @@ func newTransport(conf *tls.Config, opts RegistryOptions) *http.Transport {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
+		WriteBufferSize:       writeBuffer,
 	}
 	dial := opts.DialContext
 	if opts.dial != nil {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -22,12 +21,6 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
-
-// gcPercent is the garbage collector's target (GOGC overrides it): the
-// heap may grow to 1.5 times what is live. Blobs stream, so what is live
-// is the plan and the requests in flight; a soft memory limit instead
-// would make the collector run without end once a large plan passes it.
-const gcPercent = 50
 
 // Version is the release version, set at build time.
 var Version = "dev"
@@ -82,7 +75,7 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 // standalone (`docker-hangar load ...`). It returns the exit status.
 func Main(args []string) int {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
+		tuneGC()
 	}
 	if !plugin.RunningStandalone() || (len(args) > 0 && args[0] == "hangar") {
 		plugin.Run(func(command.Cli) *cobra.Command { return NewRootCommand() }, Metadata())
