@@ -23,7 +23,10 @@ type Options struct {
 	// Arch and OS filter platform manifests (-a, --os).
 	Arch []string
 	OS   []string
-	// Jobs bounds the images whose manifests are pushed at once (-j), 1-20.
+	// Jobs bounds the images whose manifests are pushed at once (-j), 1-20;
+	// they take their turns in plan order. An image's index push does not
+	// hold its turn, unless another image of the plan writes one of its
+	// tags.
 	Jobs int
 	// Project overrides the destination project (--project).
 	Project string

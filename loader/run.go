@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"strings"
 	"sync"
@@ -210,6 +211,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	// VIOLATE_FOREIGN_KEY_CONSTRAINT): the manifests the index at a tag
 	// lists are there, and a warm image costs one GET of its tag.
 	r.listedKept, _ = reg.IsHarbor(ctx)
+	r.sharing = tagSharings(plan)
 
 	// Images are prepared (destination read, blobs uploaded) ahead of
 	// their turn, up to a window of images; their manifests and index are
@@ -354,6 +356,7 @@ type runner struct {
 	stopOnce   sync.Once
 	repos      sync.Map // name -> Repository
 	listedKept bool     // the registry keeps the manifests an index names
+	sharing    map[*Image]tagSharing
 
 	mu     sync.Mutex
 	pushed []pushed // indexes pushed, for settle
@@ -399,10 +402,11 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 		r.em.emit(ImageDone{Image: img, Result: ir})
 		return
 	}
-	defer done()
+	release := sync.OnceFunc(done)
+	defer release()
 	r.em.emit(ImageLoading{Image: img})
 	if err == nil {
-		err = r.commit(ctx, img, p, ir)
+		err = r.commit(ctx, img, p, ir, release)
 	}
 	ir.Duration = time.Since(start)
 	switch {
@@ -422,6 +426,64 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 	ir.Requests = t.requests.ByMethod()
 	t.finished()
 	r.em.emit(ImageDone{Image: img, Result: ir})
+}
+
+// tagSharing says how an image's tags meet other images' of the plan.
+type tagSharing uint8
+
+const (
+	// sharesTag: the image writes a tag (main, platform or attestation)
+	// that another image writes too. In Hangar's order at -j 1 the later
+	// write wins, so such images commit strictly one after the other.
+	sharesTag tagSharing = 1 << iota
+	// mainTagShared: another image writes the image's main tag; settle
+	// leaves it alone (that write is this load's, not another writer's).
+	mainTagShared
+)
+
+// tagSharings returns the images of the plan whose tags other images
+// write too. Tags are compared by a 64-bit hash of repository and tag: a
+// collision only makes an image wait, and be left alone by settle.
+func tagSharings(plan *Plan) map[*Image]tagSharing {
+	seed := maphash.MakeSeed()
+	type writer struct {
+		img  *Image
+		main bool
+	}
+	writers := map[uint64]writer{}
+	shared := map[*Image]tagSharing{}
+	note := func(img *Image, tag string, main bool) {
+		if tag == "" {
+			return
+		}
+		k := maphash.String(seed, img.Repository+":"+tag)
+		w, ok := writers[k]
+		if !ok {
+			writers[k] = writer{img, main}
+			return
+		}
+		if w.img == img {
+			return
+		}
+		shared[w.img] |= sharesTag
+		shared[img] |= sharesTag
+		if w.main {
+			shared[w.img] |= mainTagShared
+		}
+		if main {
+			shared[img] |= mainTagShared
+		}
+	}
+	for _, img := range plan.Images {
+		if img.Err != nil {
+			continue
+		}
+		note(img, img.Tag, !img.SkipIndex)
+		for _, m := range img.Manifests {
+			note(img, m.Tag, false)
+		}
+	}
+	return shared
 }
 
 // step is what a manifest needs.
@@ -576,7 +638,13 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 }
 
 // commit pushes the manifests of a prepared image, then its index.
-func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult) error {
+//
+// Its turn (the commit slot of -j) ends with release once its manifests
+// are in, before its index is pushed, unless it writes a tag that another
+// image of the plan writes too: the next image's manifests then go in
+// while this index does (no write of one can touch the other's), which
+// takes the index's round trips off the chain of ordered commits.
+func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult, release func()) error {
 	pushed := false
 	g, gctx := errgroup.WithContext(ctx)
 	for i, m := range img.Manifests {
@@ -603,13 +671,16 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if r.sharing[img]&sharesTag == 0 {
+		release()
+	}
 	if img.SkipIndex {
 		if !pushed {
 			ir.Status = StatusUnchanged
 		}
 		return nil
 	}
-	changed, err := r.commitIndex(ctx, img, p, ir)
+	changed, err := r.commitIndex(ctx, img, p, ir, false, 0)
 	if err == nil && !changed && !pushed {
 		ir.Status = StatusUnchanged
 	}
@@ -618,23 +689,26 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 
 // commitIndex merges the image's index into what the main tag holds and
 // pushes it when it changed (changed reports that). Without --overwrite
-// the tag is read again just before a push (a HEAD, and a GET if it
-// changed since prepare read it; an image with nothing to push costs
-// nothing more) and read back after the push: when
+// the tag is read again just before a push unless refreshed says the
+// caller just read it (a HEAD, and a GET if it changed since prepare read
+// it; an image with nothing to push costs nothing more). The first push is then
+// recorded for settle, which reads each tag once the load is done; a push
+// after earlier ones (settle's, pushes > 0) is read back instead: when
 // another writer replaced it in between, the index is merged again with
-// what is there now and pushed again, up to Options.IndexAttempts pushes,
-// so that a platform loaded at the same time by another load survives. A
-// writer whose push lands after our read-back, having read the tag before
-// our push landed, is not seen: registries offer no conditional writes;
-// the window is that writer's read-to-landing time (a HEAD and a push).
+// what is there now and pushed again, up to Options.IndexAttempts pushes
+// in all, so that a platform loaded at the same time by another load
+// survives. A writer whose push lands after our last read of the tag,
+// having read the tag before our push landed, is not seen: registries
+// offer no conditional writes; settle's wait narrows the window to what
+// lands later than twice our own push took.
 //
 // References: hangar-load.md section 2.10; issue 12 (two loads at once).
-func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult) (changed bool, err error) {
+func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult, refreshed bool, pushes int) (changed bool, err error) {
 	mopts := manifest.DefaultMergeOptions()
 	mopts.Overwrite = r.opts.Overwrite
-	refreshed := r.opts.DryRun || r.opts.Overwrite
+	refreshed = refreshed || r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
-	for attempt := 1; ; attempt++ {
+	for attempt := pushes + 1; ; attempt++ {
 		merged, changedNow, err := mergeSteps(p.existing, img.Steps, mopts)
 		if err != nil {
 			if errors.Is(err, manifest.ErrEmpty) {
@@ -651,19 +725,19 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 		if r.opts.DryRun {
 			return true, nil
 		}
+		if attempt > attempts {
+			return changed, fmt.Errorf("failed to load [%s]: another writer kept changing [%s]: %d pushes of the index did not settle", img.Source, img.Reference, attempts)
+		}
 		if !refreshed {
 			// About to push: read the tag again if it changed since
 			// prepare read it, so that a load running at the same time
 			// is seen (a HEAD; a GET when it changed).
 			refreshed = true
-			again, err := r.refreshTag(ctx, img, p)
-			if err != nil {
+			if err := r.refreshTag(ctx, img, p); err != nil {
 				return false, err
 			}
-			if again {
-				attempt--
-				continue
-			}
+			attempt--
+			continue
 		}
 		pushStart := time.Now()
 		if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
@@ -677,6 +751,10 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 		if r.opts.Overwrite {
 			return true, nil
 		}
+		if pushes == 0 {
+			r.pushedIndex(img, p, ir, desc, time.Since(pushStart))
+			return true, nil
+		}
 		if err := p.readTag(ctx, img); err != nil {
 			if ctx.Err() != nil {
 				return true, nil // pushed; the load stopped before the read-back
@@ -684,24 +762,20 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
-			r.pushedIndex(img, p, ir, desc, time.Since(pushStart))
 			return true, nil
-		}
-		if attempt == attempts {
-			return true, fmt.Errorf("failed to load [%s]: another writer kept changing [%s]: %d pushes of the index did not settle", img.Source, img.Reference, attempts)
 		}
 		r.debugf("[%s] changed while it was pushed (now %s): merging again", img.Reference, p.existingDesc.Digest)
 	}
 }
 
-// pushed is an index this load pushed and read back.
+// pushed is an index this load pushed, for settle.
 type pushed struct {
 	img  *Image
 	repo Repository
 	ir   *ImageResult
 	desc ocispec.Descriptor
-	at   time.Time     // when it was read back
-	took time.Duration // push and read-back
+	at   time.Time     // when the push was answered
+	took time.Duration // the push
 }
 
 // pushedIndex records an index for settle.
@@ -715,12 +789,12 @@ func (r *runner) pushedIndex(img *Image, p *prepared, ir *ImageResult, desc ocis
 const maxSettleWait = 2 * time.Second
 
 // settle checks, once the load is done, that each index it pushed is still
-// at its tag. A read-back sees our own index while another load's index
-// push, based on a read from before ours landed, may still be on its way:
-// settle first waits until twice the longest push-and-read-back time has
-// passed since the last read-back (such a push has landed by then), then
-// reads each tag (a HEAD) and merges again where another writer replaced
-// our index, so that both loads' platforms survive. It costs one HEAD per
+// at its tag. Another load's index push, based on a read from before ours
+// landed, may still be on its way: settle first waits until twice the
+// longest push has passed since the last one was answered (such a push has
+// landed by then), then reads each tag (a HEAD) and merges again where
+// another writer replaced our index (commitIndex, reading its pushes
+// back), so that both loads' platforms survive. It costs one HEAD per
 // index pushed.
 func (r *runner) settle(ctx context.Context) {
 	var wait time.Duration
@@ -739,6 +813,9 @@ func (r *runner) settle(ctx context.Context) {
 	sem := semaphore.NewWeighted(int64(max(r.opts.BlobConcurrency, 1)))
 	var wg sync.WaitGroup
 	for _, pi := range r.pushed {
+		if r.sharing[pi.img]&mainTagShared != 0 {
+			continue // another image of this load writes the tag too
+		}
 		if sem.Acquire(ctx, 1) != nil {
 			break
 		}
@@ -752,8 +829,9 @@ func (r *runner) settle(ctx context.Context) {
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)
 			p := &prepared{repo: pi.repo}
-			if err := p.readTag(ctx, pi.img); err == nil {
-				_, err = r.commitIndex(ctx, pi.img, p, pi.ir)
+			err = p.readTag(ctx, pi.img)
+			if err == nil {
+				_, err = r.commitIndex(ctx, pi.img, p, pi.ir, true, 1)
 			}
 			if err != nil && ctx.Err() == nil {
 				pi.ir.Status, pi.ir.Err = StatusFailed, fmt.Errorf("failed to load [%s]: the index changed after it was pushed: %w", pi.img.Source, err)
@@ -763,21 +841,21 @@ func (r *runner) settle(ctx context.Context) {
 	wg.Wait()
 }
 
-// refreshTag reads the main tag again if it changed since prepare read it,
-// and reports whether it did.
-func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) (bool, error) {
+// refreshTag reads the main tag again (a HEAD) and, if it changed since
+// prepare read it, what it holds now (a GET).
+func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) error {
 	desc, err := p.repo.ResolveManifest(ctx, img.Tag)
 	switch {
 	case errors.Is(err, oras.ErrNotFound):
 		if p.existing == nil {
-			return false, nil
+			return nil
 		}
 	case err != nil:
-		return false, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 	case desc.Digest == p.existingDesc.Digest:
-		return false, nil
+		return nil
 	}
-	return true, p.readTag(ctx, img)
+	return p.readTag(ctx, img)
 }
 
 // landed reports whether an index push interrupted by cancellation reached

@@ -134,10 +134,11 @@ func TestRunCommitsInPlanOrder(t *testing.T) {
 			if !slices.Equal(indexes, order) {
 				t.Errorf("index pushes in order %v, want plan order %v", indexes, order)
 			}
-			// Every manifest push of an image (platform manifests and
-			// index) ends before any of the next image starts.
+			// Every platform manifest push of an image ends before any
+			// of the next image starts (its index push may overlap the
+			// next image's: no tag of one is the other's).
 			first, last := map[string]int{}, map[string]int{}
-			for _, c := range reg.find(func(c fakeCall) bool { return c.Op == opPushManifest }) {
+			for _, c := range reg.find(func(c fakeCall) bool { return c.Op == opPushManifest && !isIndexPush(c) }) {
 				if _, ok := first[c.Repo]; !ok {
 					first[c.Repo] = c.Start
 				}
@@ -993,6 +994,75 @@ func TestRunWarmManifestChecks(t *testing.T) {
 			}
 			if exists["library/a"] != tt.wantIndexed {
 				t.Errorf("library/a: %d manifest checks; want %d", exists["library/a"], tt.wantIndexed)
+			}
+		})
+	}
+}
+
+// TestRunCommitsOverlapUnlessTagsAreShared: at -j 1 the next image's
+// manifests go in while an index is pushed, so an index's round trips are
+// not on the chain of ordered commits; but an image whose main tag is
+// another image's platform tag (library/web:1-linux-amd64 before
+// library/web:1, whose amd64 manifest is tagged 1-linux-amd64) commits
+// strictly after it, so that the later write wins as in Hangar. Index
+// pushes are slowed, so that an overlap would let the later manifest land
+// first.
+func TestRunCommitsOverlapUnlessTagsAreShared(t *testing.T) {
+	layer := func(seed int64) []archivetest.Layer { return []archivetest.Layer{{Size: 1 << 10, Seed: seed}} }
+	tests := []struct {
+		name    string
+		images  []archivetest.Image
+		overlap bool // the second image's manifests go in during the first's index push
+	}{
+		{name: "unrelated images", overlap: true, images: []archivetest.Image{
+			{Source: "docker.io/library/web", Tag: "1", Manifests: []archivetest.Manifest{{Platform: amd64, Layers: layer(1)}}},
+			{Source: "docker.io/library/api", Tag: "1", Manifests: []archivetest.Manifest{{Platform: amd64, Layers: layer(2)}}},
+		}},
+		{name: "a main tag is the other's platform tag", images: []archivetest.Image{
+			{Source: "docker.io/library/web", Tag: "1-linux-amd64", Manifests: []archivetest.Manifest{{Platform: amd64, Layers: layer(1)}}},
+			{Source: "docker.io/library/web", Tag: "1", Manifests: []archivetest.Manifest{{Platform: amd64, Layers: layer(2)}}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newFakeLoad(t, tt.images, archivetest.Options{})
+			second := l.w.Images[1].Manifests[0].Descriptor.Digest
+			reg := newFakeRegistry()
+			var mu sync.Mutex
+			firstIndexInFlight, overlapped := false, false
+			reg.before = func(ctx context.Context, c fakeCall) error {
+				mu.Lock()
+				if c.Op == opPushManifest && c.Digest == second && firstIndexInFlight {
+					overlapped = true
+				}
+				first := isIndexPush(c) && !overlapped && c.Ref == tt.images[0].Tag
+				if first {
+					firstIndexInFlight = true
+				}
+				mu.Unlock()
+				if first {
+					err := sleep(ctx, 200*time.Millisecond)
+					mu.Lock()
+					firstIndexInFlight = false
+					mu.Unlock()
+					return err
+				}
+				return nil
+			}
+			res := l.run(t, context.Background(), reg)
+			reg.checkClean(t)
+			if len(res.Failed) != 0 {
+				t.Fatalf("failed: %v", res.Failed)
+			}
+			if overlapped != tt.overlap {
+				t.Errorf("the second image's manifest went in during the first's index push: %t, want %t", overlapped, tt.overlap)
+			}
+			if !tt.overlap {
+				// Hangar's order: the second image's platform manifest
+				// is written last to 1-linux-amd64
+				if got := reg.tag("library/web", "1-linux-amd64"); got != second {
+					t.Errorf("library/web:1-linux-amd64 is %s, want the later image's amd64 manifest %s", got, second)
+				}
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,26 +20,22 @@ import (
 )
 
 // holdIndex lets the index push of repo:tag reach the registry and then
-// holds the client at a chosen point, until the client gives up (or 10 s):
-// with readBack false it holds the response of the push itself; with
-// readBack true it answers the push and holds the GET that reads the tag
-// back. landed is closed when the index is in the registry and the client
-// is held, so that a test can interrupt the load at that very point.
+// holds the response of the push, until the client gives up (or 10 s);
+// the manifest pushes to stall are held before they reach the registry.
+// landed is closed when the index is in the registry and the client is
+// held, so that a test can interrupt the load at that very point.
 type holdIndex struct {
-	repo, tag string
-	readBack  bool
-	landed    chan struct{}
-	once      sync.Once
-	mu        sync.Mutex
-	pushed    bool
+	repo, tag, stall string
+	landed           chan struct{}
+	once             sync.Once
 }
 
-func newHoldIndex(repo, tag string, readBack bool) *holdIndex {
-	return &holdIndex{repo: repo, tag: tag, readBack: readBack, landed: make(chan struct{})}
+func newHoldIndex(repo, tag, stall string) *holdIndex {
+	return &holdIndex{repo: repo, tag: tag, stall: stall, landed: make(chan struct{})}
 }
 
-func (h *holdIndex) hold(r *http.Request) {
-	h.once.Do(func() { close(h.landed) })
+// wait holds a request until the client gives up (or 10 s).
+func wait(r *http.Request) {
 	select {
 	case <-r.Context().Done():
 	case <-time.After(10 * time.Second):
@@ -48,56 +45,48 @@ func (h *holdIndex) hold(r *http.Request) {
 func (h *holdIndex) wrap(next http.Handler) http.Handler {
 	path := "/v2/" + h.repo + "/manifests/" + h.tag
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		isIndex := r.Header.Get("Content-Type") == ocispec.MediaTypeImageIndex
-		switch {
-		case r.URL.Path == path && r.Method == http.MethodPut && isIndex && !h.readBack:
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			if rec.Code == http.StatusCreated {
-				h.hold(r)
-			}
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			w.Write(rec.Body.Bytes())
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v2/"+h.stall+"/manifests/") {
+			io.Copy(io.Discard, r.Body) // the server sees the client go only once the body is read
+			wait(r)
+			http.Error(w, "held", http.StatusServiceUnavailable)
 			return
-		case r.URL.Path == path && r.Method == http.MethodPut && isIndex:
-			next.ServeHTTP(w, r)
-			h.mu.Lock()
-			h.pushed = true
-			h.mu.Unlock()
-			return
-		case r.URL.Path == path && r.Method == http.MethodGet:
-			h.mu.Lock()
-			pushed := h.pushed
-			h.mu.Unlock()
-			if pushed {
-				h.hold(r)
-			}
 		}
-		next.ServeHTTP(w, r)
+		isIndex := r.Header.Get("Content-Type") == ocispec.MediaTypeImageIndex
+		if r.URL.Path != path || r.Method != http.MethodPut || !isIndex {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		if rec.Code == http.StatusCreated {
+			h.once.Do(func() { close(h.landed) })
+			wait(r)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
 	})
 }
 
 // TestInterruptCountsLandedIndex interrupts a load (Ctrl-C in a terminal)
 // at the moment the first image's index is in the registry but the
-// client has not yet seen it all through: the push's response is pending,
-// or the read-back of the tag is. That image is loaded (its tag is in the
-// registry): the summary counts it loaded and the failed list leaves it
-// out; the images after it are interrupted and listed. The exit status is
-// 130, and the Abort message stays on the screen once the bars are gone.
+// client has not yet seen the push's response, while the second image's
+// manifests are on their way (the registry holds them). The first image
+// is loaded (its tag is in the registry): the summary counts it loaded
+// and the failed list leaves it out; the images after it are interrupted
+// and listed. The exit status is 130, and the Abort message stays on the
+// screen once the bars are gone.
 func TestInterruptCountsLandedIndex(t *testing.T) {
 	archive := smallArchive(t, 3, 64<<10)
 	for _, tt := range []struct {
-		name     string
-		readBack bool
+		name string
 	}{
-		{"index push response pending", false},
-		{"index read-back pending", true},
+		{"index push response pending"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			hold := newHoldIndex("library/app0", "v1", tt.readBack)
+			hold := newHoldIndex("library/app0", "v1", "library/app1")
 			reg := registrytest.MustStart(t, registrytest.Options{Wrap: hold.wrap})
 			dir := t.TempDir()
 			term := startTerminal(t, dir, dockerConfig(t), "hangar", "load", "-s", archive, "-d", reg.Host())
