@@ -456,7 +456,7 @@ func tagSharings(plan *Plan) map[*Image]tagSharing {
 		if tag == "" {
 			return
 		}
-		k := maphash.String(seed, img.Repository+":"+tag)
+		k := maphash.Comparable(seed, [2]string{img.Repository, tag})
 		w, ok := writers[k]
 		if !ok {
 			writers[k] = writer{img, main}
@@ -680,7 +680,7 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 		}
 		return nil
 	}
-	changed, err := r.commitIndex(ctx, img, p, ir, false, 0)
+	changed, err := r.commitIndex(ctx, img, p, ir, 0)
 	if err == nil && !changed && !pushed {
 		ir.Status = StatusUnchanged
 	}
@@ -688,12 +688,13 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 }
 
 // commitIndex merges the image's index into what the main tag holds and
-// pushes it when it changed (changed reports that). Without --overwrite
-// the tag is read again just before a push unless refreshed says the
-// caller just read it (a HEAD, and a GET if it changed since prepare read
-// it; an image with nothing to push costs nothing more). The first push is then
-// recorded for settle, which reads each tag once the load is done; a push
-// after earlier ones (settle's, pushes > 0) is read back instead: when
+// pushes it when it changed (changed reports that). pushes counts the
+// pushes of the index made before (settle's call, which has just read the
+// tag, passes 1). Without --overwrite the first push is preceded by a
+// read of the tag (a HEAD, and a GET if it changed since prepare read it;
+// an image with nothing to push costs nothing more) and recorded for
+// settle, which reads each tag once the load is done; a later push is
+// read back instead: when
 // another writer replaced it in between, the index is merged again with
 // what is there now and pushed again, up to Options.IndexAttempts pushes
 // in all, so that a platform loaded at the same time by another load
@@ -703,10 +704,10 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 // lands later than twice our own push took.
 //
 // References: hangar-load.md section 2.10; issue 12 (two loads at once).
-func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult, refreshed bool, pushes int) (changed bool, err error) {
+func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *ImageResult, pushes int) (changed bool, err error) {
 	mopts := manifest.DefaultMergeOptions()
 	mopts.Overwrite = r.opts.Overwrite
-	refreshed = refreshed || r.opts.DryRun || r.opts.Overwrite
+	refreshed := pushes > 0 || r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
 	for attempt := pushes + 1; ; attempt++ {
 		merged, changedNow, err := mergeSteps(p.existing, img.Steps, mopts)
@@ -733,11 +734,14 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			// prepare read it, so that a load running at the same time
 			// is seen (a HEAD; a GET when it changed).
 			refreshed = true
-			if err := r.refreshTag(ctx, img, p); err != nil {
+			again, err := r.refreshTag(ctx, img, p)
+			if err != nil {
 				return false, err
 			}
-			attempt--
-			continue
+			if again {
+				attempt--
+				continue
+			}
 		}
 		pushStart := time.Now()
 		if err := p.repo.PushManifest(ctx, desc, merged.Bytes, img.Tag); err != nil {
@@ -831,7 +835,7 @@ func (r *runner) settle(ctx context.Context) {
 			p := &prepared{repo: pi.repo}
 			err = p.readTag(ctx, pi.img)
 			if err == nil {
-				_, err = r.commitIndex(ctx, pi.img, p, pi.ir, true, 1)
+				_, err = r.commitIndex(ctx, pi.img, p, pi.ir, 1)
 			}
 			if err != nil && ctx.Err() == nil {
 				pi.ir.Status, pi.ir.Err = StatusFailed, fmt.Errorf("failed to load [%s]: the index changed after it was pushed: %w", pi.img.Source, err)
@@ -841,21 +845,21 @@ func (r *runner) settle(ctx context.Context) {
 	wg.Wait()
 }
 
-// refreshTag reads the main tag again (a HEAD) and, if it changed since
-// prepare read it, what it holds now (a GET).
-func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) error {
+// refreshTag reads the main tag again if it changed since prepare read it,
+// and reports whether it did.
+func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) (bool, error) {
 	desc, err := p.repo.ResolveManifest(ctx, img.Tag)
 	switch {
 	case errors.Is(err, oras.ErrNotFound):
 		if p.existing == nil {
-			return nil
+			return false, nil
 		}
 	case err != nil:
-		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		return false, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
 	case desc.Digest == p.existingDesc.Digest:
-		return nil
+		return false, nil
 	}
-	return p.readTag(ctx, img)
+	return true, p.readTag(ctx, img)
 }
 
 // landed reports whether an index push interrupted by cancellation reached
