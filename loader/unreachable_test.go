@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,14 +44,23 @@ func TestRegistryGoesAway(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var manifests atomic.Int64
+			// The registry stops at the first manifest push that arrives
+			// once two index pushes were handled: an image's index push
+			// overlaps the next image's manifests, so a count of pushes
+			// would not say that any image is loaded.
+			var indexes atomic.Int64
+			var stopOnce sync.Once
 			var srv *registrytest.Restartable
 			stopped := make(chan struct{})
 			srv, err = registrytest.StartRestartable(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && manifests.Add(1) == 6 {
-					go func() { srv.Stop(); close(stopped) }()
+				isPut := r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/")
+				if isPut && indexes.Load() >= 2 {
+					stopOnce.Do(func() { go func() { srv.Stop(); close(stopped) }() })
 				}
 				h.ServeHTTP(rw, r)
+				if isPut && r.Header.Get("Content-Type") == ocispec.MediaTypeImageIndex {
+					indexes.Add(1)
+				}
 			}))
 			if err != nil {
 				t.Fatal(err)
