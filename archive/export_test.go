@@ -1,6 +1,10 @@
 package archive
 
-import "io"
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+)
 
 // DirEntry is a central directory record as Open reads it, with the result
 // of dataOffset.
@@ -31,10 +35,38 @@ func ListDirectory(r io.ReaderAt, size int64) ([]DirEntry, error) {
 
 // Unexported functions under test.
 var (
-	ParseIndex        = parseIndex
 	CheckIndexVersion = checkIndexVersion
 )
 
 // ScanDirectory reads the central directory of the zip file r as Open does,
 // and returns what Open keeps of it.
 func ScanDirectory(r io.ReaderAt, size int64) (any, error) { return scanDirectory(r, size) }
+
+// UnmarshalIndex is the reference decoding of an index.json that
+// Open streams: json.Unmarshal of the whole, then the same checks.
+func UnmarshalIndex(data []byte) (*Index, error) {
+	var idx Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, err
+	}
+	if err := checkIndexVersion(idx.Version); err != nil {
+		return nil, err
+	}
+	for i := range idx.List {
+		if err := idx.List[i].validate(); err != nil {
+			return nil, err
+		}
+	}
+	return &idx, nil
+}
+
+// ParseIndex parses the bytes of an index.json as Open does: its decoded
+// size checked first, then decoded as a stream.
+func ParseIndex(data []byte) (*Index, error) {
+	var est sizeEstimate
+	est.Write(data)
+	if err := checkDecodedSize(est.size(), est.bytes); err != nil {
+		return nil, err
+	}
+	return decodeIndex(bytes.NewReader(data))
+}

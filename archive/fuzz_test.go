@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/cnrancher/docker-hangar/archive"
@@ -52,6 +53,16 @@ func FuzzParseIndex(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		idx, err := archive.ParseIndex(data)
+		// The index is decoded as a stream: it must decode as
+		// json.Unmarshal of the whole does (within the size limit).
+		if want, werr := archive.UnmarshalIndex(data); !errors.Is(err, archive.ErrIndexTooLarge) {
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("streamed: %v; json.Unmarshal: %v", err, werr)
+			}
+			if err == nil && !reflect.DeepEqual(idx, want) {
+				t.Fatalf("streamed:\n%+v\njson.Unmarshal:\n%+v", idx, want)
+			}
+		}
 		if err != nil {
 			if idx != nil {
 				t.Fatal("index returned with an error")

@@ -1,11 +1,14 @@
 package archive
 
 import (
+	"bufio"
 	_ "crypto/sha256" // digest.SHA256
 	_ "crypto/sha512" // digest.SHA384, digest.SHA512: valid in an index
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"unique"
 	"unsafe"
 
@@ -16,15 +19,16 @@ import (
 
 // MaxIndexSize bounds the size of the top-level index.json that is read,
 // and the memory its decoded form may take, as estimated from its JSON
-// before it is decoded (decodedSize). An index takes about 2.5 times its
+// before it is decoded (sizeEstimate). An index takes about 2.5 times its
 // size decoded, so the indexes accepted are up to about 25 MiB, some
 // 40,000 manifests (the index of 1082 manifests of docs/benchmarks.md is
 // 0.65 MB); the estimate refuses the JSON of a few bytes per object or
 // element that would take 60 times its size, and compresses to almost
-// nothing. Decoding peaks at about three times the limit.
+// nothing. The JSON streams as it is decoded, so decoding peaks at about
+// the limit.
 const MaxIndexSize = 64 << 20
 
-// Estimated heap, in bytes, of the parts of a decoded index (decodedSize):
+// Estimated heap, in bytes, of the parts of a decoded index (sizeEstimate):
 // a JSON object becomes at most a Manifest, an array element or an object
 // member at most a string, a slice or a map slot.
 const (
@@ -32,34 +36,44 @@ const (
 	memberCost = 48
 )
 
-// decodedSize estimates, from one scan of its bytes, the heap that the
-// index in data takes once decoded: its bytes, and the cost of every
-// object, array element and object member.
-func decodedSize(data []byte) int64 {
-	var objects, members int64
-	inString, escaped := false, false
-	for _, c := range data {
-		if inString {
+// sizeEstimate estimates, from one scan of the bytes written to it (an
+// io.Writer, so that an index is measured as it streams by), the heap that
+// an index takes once decoded: its bytes, and the cost of every object,
+// array element and object member.
+type sizeEstimate struct {
+	bytes, objects, members int64
+	inString, escaped       bool
+}
+
+// Write scans p; it never fails.
+func (e *sizeEstimate) Write(p []byte) (int, error) {
+	e.bytes += int64(len(p))
+	for _, c := range p {
+		if e.inString {
 			switch {
-			case escaped:
-				escaped = false
+			case e.escaped:
+				e.escaped = false
 			case c == '\\':
-				escaped = true
+				e.escaped = true
 			case c == '"':
-				inString = false
+				e.inString = false
 			}
 			continue
 		}
 		switch c {
 		case '"':
-			inString = true
+			e.inString = true
 		case '{':
-			objects++
+			e.objects++
 		case '[', ',':
-			members++
+			e.members++
 		}
 	}
-	return int64(len(data)) + objects*objectCost + members*memberCost
+	return len(p), nil
+}
+
+func (e *sizeEstimate) size() int64 {
+	return e.bytes + e.objects*objectCost + e.members*memberCost
 }
 
 // Index is the top-level index.json of a Hangar archive.
@@ -105,22 +119,44 @@ type Manifest struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// parseIndex parses and validates the bytes of a top-level index.json:
-// version range (D7), digests in algorithm:hex form, non-empty sources.
+// checkDecodedSize refuses an index of n bytes whose decoded form is
+// estimated to take more than MaxIndexSize.
+func checkDecodedSize(estimate, n int64) error {
+	if estimate > MaxIndexSize {
+		return fmt.Errorf("%w: %s of %d bytes would take about %d MiB decoded, the limit is %d MiB", ErrIndexTooLarge, IndexName, n, estimate>>20, MaxIndexSize>>20)
+	}
+	return nil
+}
+
+// decodeIndex decodes and validates an index.json whose decoded size was
+// checked (sizeEstimate), from a stream: version range (D7), digests in
+// algorithm:hex form, non-empty sources.
 //
 // It decodes as Hangar does (encoding/json: keys match case-insensitively,
 // unknown fields are ignored). An images[] item may have an empty digest
 // (Hangar skips such items) or an empty config; every non-empty digest
 // must pass digest.Digest.Validate, and layer digests must not be empty.
-// An index whose decoded form would take more than MaxIndexSize bytes
-// (decodedSize) is refused before it is decoded. Errors wrap
-// ErrInvalidIndex, ErrUnsupportedVersion or ErrIndexTooLarge.
-func parseIndex(data []byte) (*Index, error) {
-	if n := decodedSize(data); n > MaxIndexSize {
-		return nil, fmt.Errorf("%w: %s of %d bytes would take about %d MiB decoded, the limit is %d MiB", ErrIndexTooLarge, IndexName, len(data), n>>20, MaxIndexSize>>20)
-	}
+// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
+//
+// It streams: the list is decoded one item at a time, so that the whole
+// JSON is never held (megabytes for thousands of images). A document that
+// is not an object is decoded whole, as json.Unmarshal does, for its
+// errors.
+func decodeIndex(r io.Reader) (*Index, error) {
+	br := bufio.NewReader(r)
 	var idx Index
-	if err := json.Unmarshal(data, &idx); err != nil {
+	if !startsObject(br) {
+		data, err := io.ReadAll(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
+		}
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
+		}
+	} else if err := decodeObject(json.NewDecoder(br), &idx); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = errUnexpectedEnd // as json.Unmarshal says it
+		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 	}
 	if err := checkIndexVersion(idx.Version); err != nil {
@@ -133,6 +169,94 @@ func parseIndex(data []byte) (*Index, error) {
 	}
 	idx.intern()
 	return &idx, nil
+}
+
+var errUnexpectedEnd = errors.New("unexpected end of JSON input")
+
+// startsObject reports whether the first byte after white space is '{'.
+func startsObject(br *bufio.Reader) bool {
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return false
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		br.UnreadByte()
+		return c == '{'
+	}
+}
+
+// decodeObject decodes the members of the index object as json.Unmarshal
+// into an Index does (keys folded, later members win, unknown ones
+// skipped), the list one item at a time, and refuses data after it.
+func decodeObject(dec *json.Decoder, idx *Index) error {
+	if _, err := dec.Token(); err != nil { // '{'
+		return err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		switch {
+		case strings.EqualFold(key, "list"):
+			if err := decodeList(dec, idx); err != nil {
+				return err
+			}
+		case strings.EqualFold(key, "version"):
+			err = dec.Decode(&idx.Version)
+		case strings.EqualFold(key, "time"):
+			err = dec.Decode(&idx.Time)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("invalid data after top-level value")
+		}
+		return err
+	}
+	return nil
+}
+
+// decodeList decodes the value of the list member: null, or an array of
+// images decoded one by one.
+func decodeList(dec *json.Decoder, idx *Index) error {
+	tok, err := dec.Token()
+	switch {
+	case err != nil:
+		return err
+	case tok == nil:
+		idx.List = nil
+		return nil
+	case tok != json.Delim('['):
+		return fmt.Errorf("json: cannot unmarshal %v into Go struct field Index.list of type []archive.Image", tok)
+	}
+	idx.List = idx.List[:0]
+	if idx.List == nil {
+		idx.List = []Image{} // an empty array is an empty, non-nil list
+	}
+	for dec.More() {
+		var img Image
+		if err := dec.Decode(&img); err != nil {
+			return err
+		}
+		idx.List = append(idx.List, img)
+	}
+	_, err = dec.Token() // ']'
+	return err
 }
 
 // intern makes the equal strings of the index share their bytes

@@ -138,11 +138,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
 	r := &Reader{f: f, size: size, blobs: dir.blobs}
-	data, err := r.readIndex(dir.index)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if r.index, err = parseIndex(data); err != nil {
+	if r.index, err = r.readIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return r, nil
@@ -231,48 +227,77 @@ var unhex = func() (t [256]byte) {
 	return t
 }()
 
-// readIndex reads the top-level index.json, bounded by MaxIndexSize.
-func (r *Reader) readIndex(e *zipEntry) ([]byte, error) {
+// readIndex reads the top-level index.json, bounded by MaxIndexSize, in
+// two passes over its entry, neither of which holds it whole: the first
+// checks its size, CRC-32 and the memory its decoded form would take
+// (sizeEstimate); the second decodes it (decodeIndex).
+func (r *Reader) readIndex(e *zipEntry) (*Index, error) {
 	if e == nil {
 		return nil, ErrNoIndex
 	}
 	if e.usize > MaxIndexSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrIndexTooLarge, IndexName, e.usize, MaxIndexSize)
 	}
-	data, err := r.readEntry(e)
-	if err != nil {
+	var est sizeEstimate
+	if err := r.streamEntry(e, func(rd io.Reader) error {
+		_, err := io.Copy(&est, rd)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
 	}
-	return data, nil
+	if err := checkDecodedSize(est.size(), est.bytes); err != nil {
+		return nil, err
+	}
+	var idx *Index
+	var decodeErr error
+	if err := r.streamEntry(e, func(rd io.Reader) error {
+		idx, decodeErr = decodeIndex(rd)
+		if decodeErr != nil {
+			return nil
+		}
+		_, err := io.Copy(io.Discard, rd) // to the end, for the checks
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
+	}
+	return idx, decodeErr
 }
 
-// readEntry reads the data of a small entry and checks its size and its
-// CRC-32, as zip.File.Open does.
-func (r *Reader) readEntry(e *zipEntry) ([]byte, error) {
+// streamEntry gives fn a stream of the data of entry e that, at its end,
+// checks the entry's size and CRC-32 as zip.File.Open does (an error
+// instead of io.EOF); fn must read it to the end for the checks.
+func (r *Reader) streamEntry(e *zipEntry, fn func(io.Reader) error) error {
 	rd, c, err := openEntry(r.f, r.size, e)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if c != nil {
 		defer c.Close()
 	}
-	// Room for all of it at once, unless the size is not vouched for by
-	// the entry's bytes in the file (a deflated entry's could be a lie).
-	var buf bytes.Buffer
-	buf.Grow(int(min(e.usize, max(e.csize, 1<<20))) + bytes.MinRead)
-	crc := crc32.NewIEEE()
-	if _, err := buf.ReadFrom(io.TeeReader(io.LimitReader(rd, int64(e.usize)+1), crc)); err != nil {
-		return nil, err
-	}
+	return fn(&checkedEntry{r: io.LimitReader(rd, int64(e.usize)+1), e: e, crc: crc32.NewIEEE()})
+}
+
+// checkedEntry is the data of a zip entry, checked at its end.
+type checkedEntry struct {
+	r   io.Reader
+	e   *zipEntry
+	crc hash.Hash32
+	n   uint64
+}
+
+func (c *checkedEntry) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += uint64(n)
+	c.crc.Write(p[:n])
 	switch {
-	case uint64(buf.Len()) < e.usize:
-		return nil, io.ErrUnexpectedEOF
-	case uint64(buf.Len()) > e.usize:
-		return nil, zip.ErrFormat
-	case e.crc != 0 && crc.Sum32() != e.crc: // a CRC-32 that seems set
-		return nil, zip.ErrChecksum
+	case c.n > c.e.usize:
+		return n, zip.ErrFormat
+	case err == io.EOF && c.n < c.e.usize:
+		return n, io.ErrUnexpectedEOF
+	case err == io.EOF && c.e.crc != 0 && c.crc.Sum32() != c.e.crc: // a CRC-32 that seems set
+		return n, zip.ErrChecksum
 	}
-	return buf.Bytes(), nil
+	return n, err
 }
 
 // oldFormatHint recognises the gzip and zstd streams of Hangar v1.6 and
@@ -310,9 +335,14 @@ func isLocalName(name []byte) bool {
 // Close releases the archive file. Blob readers still open fail after it.
 func (r *Reader) Close() error { return r.f.Close() }
 
-// Index returns the parsed top-level index. It is shared: callers must not
-// modify it.
+// Index returns the parsed top-level index, nil after ReleaseIndex. It is
+// shared: callers must not modify it.
 func (r *Reader) Index() *Index { return r.index }
+
+// ReleaseIndex lets the reader forget its parsed index, once what is needed
+// of it has been taken (a load plans from it, then needs only blobs): for
+// an archive of thousands of images, megabytes.
+func (r *Reader) ReleaseIndex() { r.index = nil }
 
 // blobEntry returns the zip entry of the blob with digest d.
 func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {

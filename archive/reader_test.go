@@ -128,6 +128,12 @@ func TestGenerated(t *testing.T) {
 			if !reflect.DeepEqual(*r.Index(), w.Index) {
 				t.Fatalf("index:\n got %+v\nwant %+v", *r.Index(), w.Index)
 			}
+			// A load plans, then releases the index: blobs are still
+			// served.
+			r.ReleaseIndex()
+			if r.Index() != nil {
+				t.Fatal("Index() after ReleaseIndex is not nil")
+			}
 			for _, wi := range w.Images {
 				for _, wm := range wi.Manifests {
 					check := func(d digest.Digest, want []byte) {

@@ -133,24 +133,26 @@ type blobTask struct {
 	repo string
 }
 
-// taskKey names the transfer of a digest into a repository.
-type taskKey struct {
-	repo   string
-	digest digest.Digest
+// pair names a blob in a repository: the repository's number in the high
+// half, the blob's (Blob.ID) in the low.
+type pair uint64
+
+func makePair(repo int32, blob int32) pair {
+	return pair(uint64(uint32(repo))<<32 | uint64(uint32(blob)))
 }
 
-// closedDone is the done channel of finished tasks that are kept.
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// succeeded stands for every successful transfer, so that a finished one
-// costs its map entry only.
-var succeeded = &blobTask{done: closedDone}
+func (p pair) blob() int32 { return int32(uint32(p)) }
 
 // blobScheduler moves each (repository, blob) pair once for the whole load:
 // the first repository to need a digest checks for it and uploads it; the
 // others wait for that and mount it from there (falling back to an upload
 // when the registry declines). A transfer that failed is tried again by
 // the next image that needs it, unless the archive's bytes are at fault.
+//
+// What it keeps of a blob once moved is a few bytes: a set entry for each
+// repository it is in, and the number of the first of them (blobs and
+// repositories are known by number), so that a load of thousands of images
+// keeps little per blob.
 //
 // References: architecture.md, "Blobs".
 type blobScheduler struct {
@@ -161,19 +163,43 @@ type blobScheduler struct {
 
 	running sync.WaitGroup // transfers under way
 	mu      sync.Mutex
-	tasks   map[taskKey]*blobTask       // succeeded once done without error
-	leaders map[digest.Digest]*blobTask // the first task of each digest
+	repos   map[string]int32 // the number of each repository
+	names   []string         // the repositories by number
+	present map[pair]struct{}
+	// tasks are the transfers under way, and those that failed because
+	// of the archive's bytes (kept: another attempt cannot cure them).
+	tasks map[pair]*blobTask
+	// leaders are the first transfers of blobs, under way or failed
+	// because of the archive's bytes.
+	leaders map[int32]*blobTask
+	// first holds, by Blob.ID, 1 + the number of the first repository the
+	// blob was moved into (0: none yet), where others mount it from.
+	first []int32
 }
 
-func newBlobScheduler(ctx context.Context, src Source, concurrency int, dryRun bool) *blobScheduler {
+func newBlobScheduler(ctx context.Context, src Source, blobs, concurrency int, dryRun bool) *blobScheduler {
 	return &blobScheduler{
 		ctx:     ctx,
 		src:     src,
 		sem:     semaphore.NewWeighted(int64(max(concurrency, 1))),
 		dryRun:  dryRun,
-		tasks:   map[taskKey]*blobTask{},
-		leaders: map[digest.Digest]*blobTask{},
+		repos:   map[string]int32{},
+		present: map[pair]struct{}{},
+		tasks:   map[pair]*blobTask{},
+		leaders: map[int32]*blobTask{},
+		first:   make([]int32, blobs),
 	}
+}
+
+// repoNumber returns the number of a repository; the caller holds mu.
+func (s *blobScheduler) repoNumber(name string) int32 {
+	n, ok := s.repos[name]
+	if !ok {
+		n = int32(len(s.names))
+		s.repos[name] = n
+		s.names = append(s.names, name)
+	}
+	return n
 }
 
 // ensure makes blob desc present in repo and accounts for it in t. The
@@ -181,25 +207,35 @@ func newBlobScheduler(ctx context.Context, src Source, concurrency int, dryRun b
 // images keeps going when the image that asked first fails or gives up
 // (its bytes still count for that image); ctx only bounds the wait.
 func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, t *tracker) error {
-	key := taskKey{repo.Name(), desc.Digest}
 	s.mu.Lock()
+	key := makePair(s.repoNumber(repo.Name()), desc.ID)
+	if _, ok := s.present[key]; ok {
+		s.mu.Unlock()
+		t.account(desc, outcomePresent)
+		return nil
+	}
 	task, ok := s.tasks[key]
 	if !ok {
-		task = &blobTask{done: make(chan struct{}), repo: key.repo}
+		task = &blobTask{done: make(chan struct{}), repo: repo.Name()}
 		s.tasks[key] = task
-		leader := s.leaders[desc.Digest]
+		leader, from := s.leaders[desc.ID], ""
 		if leader == nil {
-			s.leaders[desc.Digest] = task
+			if f := s.first[desc.ID]; f > 0 {
+				from = s.names[f-1]
+			} else {
+				s.leaders[desc.ID] = task
+			}
 		}
+		leads := leader == nil && from == ""
 		s.running.Add(1)
 		go func() {
 			defer s.running.Done()
 			var o outcome
-			o, task.err = s.transfer(oras.CountRequests(s.ctx, &t.requests), repo, desc, leader, t)
+			o, task.err = s.transfer(oras.CountRequests(s.ctx, &t.requests), repo, desc, leader, from, t)
 			if task.err == nil {
 				t.account(desc, o)
 			}
-			s.finish(key, task, leader == nil)
+			s.finish(key, task, leads)
 		}()
 	}
 	s.mu.Unlock()
@@ -215,25 +251,28 @@ func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, 
 	return nil
 }
 
-// finish records the end of task t. A success is kept as succeeded, and,
-// for the leader of a digest, as a small task naming its repository. A
-// failure is forgotten, so that the next image tries again, unless the
-// archive's bytes are at fault. After a leader failed for another reason,
-// a later repository leads the next attempt at the digest.
-func (s *blobScheduler) finish(key taskKey, t *blobTask, leads bool) {
+// finish records the end of task t. A success is kept as a present pair
+// and, for the leader of a blob, as the blob's first repository. A failure
+// is forgotten, so that the next image tries again, unless the archive's
+// bytes are at fault. After a leader failed for another reason, a later
+// repository leads the next attempt at the blob.
+func (s *blobScheduler) finish(key pair, t *blobTask, leads bool) {
 	s.mu.Lock()
+	id := key.blob()
 	switch {
 	case t.err == nil:
-		s.tasks[key] = succeeded
-		if leads && s.leaders[key.digest] == t {
-			s.leaders[key.digest] = &blobTask{done: closedDone, repo: t.repo}
+		delete(s.tasks, key)
+		s.present[key] = struct{}{}
+		if leads && s.leaders[id] == t {
+			delete(s.leaders, id)
+			s.first[id] = int32(key>>32) + 1
 		}
-	default:
-		if !contentError(t.err) && s.tasks[key] == t {
+	case !contentError(t.err):
+		if s.tasks[key] == t {
 			delete(s.tasks, key)
 		}
-		if leads && s.leaders[key.digest] == t && !contentError(t.err) {
-			delete(s.leaders, key.digest)
+		if leads && s.leaders[id] == t {
+			delete(s.leaders, id)
 		}
 	}
 	s.mu.Unlock()
@@ -250,9 +289,11 @@ func contentError(err error) bool {
 // for any more.
 func (s *blobScheduler) wait() { s.running.Wait() }
 
-func (s *blobScheduler) transfer(ctx context.Context, repo Repository, blob Blob, leader *blobTask, t *tracker) (outcome, error) {
+// transfer moves a blob into repo: mounted from repository from, or, while
+// the blob's first transfer (leader) is under way, from where that one put
+// it, once it did; uploaded otherwise.
+func (s *blobScheduler) transfer(ctx context.Context, repo Repository, blob Blob, leader *blobTask, from string, t *tracker) (outcome, error) {
 	desc := blob.Descriptor()
-	from := ""
 	if leader != nil {
 		select {
 		case <-leader.done:

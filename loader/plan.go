@@ -52,6 +52,9 @@ type Plan struct {
 	Ignored []ListLine
 	// Images are the destination images, in the order of their first line.
 	Images []*Image
+	// Blobs is the number of distinct blobs the manifests of the plan
+	// name; each Blob.ID is below it.
+	Blobs int
 }
 
 // Line is one image-list line, or one archive entry without a list.
@@ -131,6 +134,9 @@ type Blob struct {
 	MediaType string
 	Digest    digest.Digest
 	Size      int64
+	// ID numbers the distinct blobs of the plan from 0 (Plan.Blobs): the
+	// load keeps what it knows of each blob by number.
+	ID int32
 }
 
 // Descriptor returns the blob's descriptor.
@@ -183,12 +189,14 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		manifests: map[digest.Digest]*parsedManifest{},
 		platforms: map[digest.Digest]platformResult{},
 		shared:    map[platformKey]*ocispec.Platform{},
+		blobIDs:   map[digest.Digest]int32{},
 	}
 	if lines == nil && opts.ImageList == "" {
 		for i, e := range index.List {
-			line := &Line{Number: i + 1, Key: e.Ref()}
+			ref := e.Ref()
+			line := &Line{Number: i + 1, Key: ref}
 			p.Lines = append(p.Lines, line)
-			if err := p.add(line, []archive.Image{e}); err != nil {
+			if err := p.add(line, ref, []archive.Image{e}); err != nil {
 				return nil, err
 			}
 		}
@@ -214,7 +222,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 			for i, j := range idx {
 				entries[i] = index.List[j]
 			}
-			if err := p.add(line, entries); err != nil {
+			if err := p.add(line, key, entries); err != nil {
 				return nil, err
 			}
 		}
@@ -222,6 +230,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	for _, img := range p.Images {
 		assignTags(img)
 	}
+	p.Blobs = len(p.blobIDs)
 	return p.Plan, nil
 }
 
@@ -237,13 +246,14 @@ type planner struct {
 	platforms map[digest.Digest]platformResult
 	shared    map[platformKey]*ocispec.Platform
 	read      int64
+	blobIDs   map[digest.Digest]int32 // Blob.ID of each distinct blob
 }
 
-// add plans a line whose source names entries of the archive.
-func (p *planner) add(line *Line, entries []archive.Image) error {
-	first := entries[0]
-	line.Source = first.Ref()
-	img := p.destination(first)
+// add plans a line whose source names entries of the archive; ref is the
+// first entry's source:tag.
+func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
+	line.Source = ref
+	img := p.destination(entries[0], ref)
 	if existing, ok := p.byRef[img.ref()]; ok {
 		img = existing
 	} else {
@@ -264,8 +274,8 @@ func (p *planner) add(line *Line, entries []archive.Image) error {
 // does, and checks that the name is a valid reference.
 //
 // References: hangar-load.md section 2.5.
-func (p *planner) destination(e archive.Image) *Image {
-	n := ParseName(e.Ref())
+func (p *planner) destination(e archive.Image, ref string) *Image {
+	n := ParseName(ref)
 	name, tag := n.Name, e.Tag
 	var dgst digest.Digest
 	if base, ok := strings.CutSuffix(name, "@sha256"); ok && digestTag.MatchString(tag) {
@@ -279,7 +289,7 @@ func (p *planner) destination(e archive.Image) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: e.Ref(), Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst}
 	img.Reference = p.Host + "/" + repo
 	if tag != "" {
 		img.Reference += ":" + tag
@@ -598,7 +608,12 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 		default:
 			d.Digest = digest.Digest(unique.Make(string(d.Digest)).Value())
 		}
-		pm.blobs = append(pm.blobs, Blob{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size})
+		id, ok := p.blobIDs[d.Digest]
+		if !ok {
+			id = int32(len(p.blobIDs))
+			p.blobIDs[d.Digest] = id
+		}
+		pm.blobs = append(pm.blobs, Blob{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size, ID: id})
 	}
 	return nil
 }

@@ -746,3 +746,44 @@ func indexEntry(d ocispec.Descriptor) ocispec.Descriptor {
 	}
 	return e
 }
+
+// TestPlanNumbersBlobs checks Blob.ID, by which the load keeps what it
+// knows of each blob: one number per distinct digest, the same wherever the
+// digest appears (layers shared by images, configs), all below Plan.Blobs.
+func TestPlanNumbersBlobs(t *testing.T) {
+	w := writeArchive(t, archivetest.Sample(), archivetest.Options{})
+	ar, err := archive.Open(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	opts := loader.DefaultOptions()
+	opts.Source, opts.Destination = w.Path, "reg.example.com"
+	plan, err := loader.NewPlan(ar, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[digest.Digest]int32{}
+	digests := map[int32]digest.Digest{}
+	refs := 0
+	for _, img := range plan.Images {
+		for _, m := range img.Manifests {
+			for _, b := range m.Blobs {
+				refs++
+				if b.ID < 0 || int(b.ID) >= plan.Blobs {
+					t.Fatalf("blob %s has ID %d, want one in [0, %d)", b.Digest, b.ID, plan.Blobs)
+				}
+				if id, ok := ids[b.Digest]; ok && id != b.ID {
+					t.Errorf("blob %s has IDs %d and %d", b.Digest, id, b.ID)
+				}
+				if d, ok := digests[b.ID]; ok && d != b.Digest {
+					t.Errorf("ID %d names %s and %s", b.ID, d, b.Digest)
+				}
+				ids[b.Digest], digests[b.ID] = b.ID, b.Digest
+			}
+		}
+	}
+	if len(ids) != plan.Blobs || refs <= len(ids) {
+		t.Errorf("%d distinct blobs in %d references, Plan.Blobs %d; want Plan.Blobs distinct blobs, some shared", len(ids), refs, plan.Blobs)
+	}
+}

@@ -48,7 +48,7 @@ func NewReport(res *Result) Report {
 		ri := ReportImage{
 			Source: img.Source, Destination: img.Reference, Status: ir.Status.String(),
 			Uploaded: ir.Uploaded, Mounted: ir.Mounted, Present: ir.Present, Seconds: ir.Duration.Seconds(),
-			Manifests: []ReportManifest{}, Requests: ir.Requests,
+			Manifests: []ReportManifest{}, Requests: ir.Requests.ByMethod(),
 		}
 		for _, l := range img.Lines {
 			ri.Lines = append(ri.Lines, l.Number)
@@ -56,8 +56,8 @@ func NewReport(res *Result) Report {
 		if ir.Err != nil {
 			ri.Error = ir.Err.Error()
 		}
-		if ir.Index.Digest != "" {
-			ri.Index = ir.Index.Digest.String()
+		if ir.Index != "" {
+			ri.Index = ir.Index.String()
 		}
 		for _, m := range img.Manifests {
 			ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Descriptor.Digest.String(), Platform: m.Platform(), Tag: m.Tag})

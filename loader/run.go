@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -51,14 +52,14 @@ type ImageResult struct {
 	Status Status
 	Err    error
 	Stats
-	// Index is the descriptor of the index at the main tag after the load
-	// (zero for charts, files and failures).
-	Index    ocispec.Descriptor
+	// Index is the digest of the index at the main tag after the load
+	// ("" for charts, files and failures).
+	Index    digest.Digest
 	Duration time.Duration
 	// Requests counts the registry requests made for the image, by HTTP
 	// method (token requests and retries included; a blob transfer counts
 	// for the image that started it).
-	Requests map[string]int
+	Requests oras.Requests
 }
 
 // Failure is one line of the failed list.
@@ -135,6 +136,8 @@ func (r *Result) FailedKeys() []string {
 var ErrRegistryUnreachable = errors.New("registry stopped answering")
 
 // Open reads the image list of opts, opens the archive and plans the load.
+// The archive reader it returns has released its index (the plan holds
+// what is needed of it).
 func Open(opts Options) (*archive.Reader, *Plan, error) {
 	var lines []ListLine
 	if opts.ImageList != "" {
@@ -152,6 +155,7 @@ func Open(opts Options) (*archive.Reader, *Plan, error) {
 		ar.Close()
 		return nil, nil, err
 	}
+	ar.ReleaseIndex() // the plan holds what the load needs of it
 	return ar, plan, nil
 }
 
@@ -206,7 +210,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	defer stop(nil)
 	res := newResult(plan)
 	r := &runner{opts: opts, src: src, reg: reg, em: em, host: plan.Host, stop: stop,
-		blobs: newBlobScheduler(ctx, src, opts.BlobConcurrency, opts.DryRun)}
+		blobs: newBlobScheduler(ctx, src, plan.Blobs, opts.BlobConcurrency, opts.DryRun)}
 	// Harbor refuses to delete a manifest that an index names (412
 	// VIOLATE_FOREIGN_KEY_CONSTRAINT): the manifests the index at a tag
 	// lists are there, and a warm image costs one GET of its tag.
@@ -258,7 +262,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 		if trackers[i] != nil {
 			ir := res.Images[img]
 			ir.Stats = trackers[i].snapshot()
-			ir.Requests = trackers[i].requests.ByMethod()
+			ir.Requests = trackers[i].requests.Snapshot()
 			res.Stats.add(ir.Stats)
 		}
 	}
@@ -398,7 +402,7 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 	p, err := r.prepare(ctx, img, t)
 	if !turn() {
 		ir.Status, ir.Err = StatusInterrupted, context.Cause(ctx)
-		ir.Requests = t.requests.ByMethod()
+		ir.Requests = t.requests.Snapshot()
 		r.em.emit(ImageDone{Image: img, Result: ir})
 		return
 	}
@@ -423,7 +427,7 @@ func (r *runner) loadImage(ctx context.Context, img *Image, ir *ImageResult, t *
 		ir.Status, ir.Err = StatusFailed, err
 	}
 	ir.Stats = t.snapshot()
-	ir.Requests = t.requests.ByMethod()
+	ir.Requests = t.requests.Snapshot()
 	t.finished()
 	r.em.emit(ImageDone{Image: img, Result: ir})
 }
@@ -718,11 +722,11 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return false, fmt.Errorf("failed to load [%s]: %w", img.Source, err)
 		}
 		if !changedNow {
-			ir.Index = p.existingDesc
+			ir.Index = p.existingDesc.Digest
 			return changed, nil
 		}
 		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: merged.Digest(), Size: int64(len(merged.Bytes))}
-		ir.Index = desc
+		ir.Index = desc.Digest
 		if r.opts.DryRun {
 			return true, nil
 		}
@@ -774,19 +778,19 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 
 // pushed is an index this load pushed, for settle.
 type pushed struct {
-	img  *Image
-	repo Repository
-	ir   *ImageResult
-	desc ocispec.Descriptor
-	at   time.Time     // when the push was answered
-	took time.Duration // the push
+	img    *Image
+	repo   Repository
+	ir     *ImageResult
+	digest digest.Digest
+	at     time.Time     // when the push was answered
+	took   time.Duration // the push
 }
 
 // pushedIndex records an index for settle.
 func (r *runner) pushedIndex(img *Image, p *prepared, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pushed = append(r.pushed, pushed{img: img, repo: p.repo, ir: ir, desc: desc, at: time.Now(), took: took})
+	r.pushed = append(r.pushed, pushed{img: img, repo: p.repo, ir: ir, digest: desc.Digest, at: time.Now(), took: took})
 }
 
 // maxSettleWait bounds the wait of settle.
@@ -828,7 +832,7 @@ func (r *runner) settle(ctx context.Context) {
 			defer wg.Done()
 			defer sem.Release(1)
 			got, err := pi.repo.ResolveManifest(ctx, pi.img.Tag)
-			if err == nil && got.Digest == pi.desc.Digest || ctx.Err() != nil {
+			if err == nil && got.Digest == pi.digest || ctx.Err() != nil {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)

@@ -2,17 +2,36 @@ package oras
 
 import (
 	"context"
-	"maps"
-	"sync"
+	"net/http"
+	"sync/atomic"
 )
+
+// methods are the HTTP methods Requests counts one by one; any other
+// counts as "OTHER".
+var methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete, "OTHER"}
+
+// Requests is a count of HTTP requests by method, in a few bytes.
+type Requests struct{ n [len(methods)]int32 }
+
+// ByMethod returns the counts by HTTP method, without the methods not
+// used (nil when there were none).
+func (r Requests) ByMethod() map[string]int {
+	var out map[string]int
+	for i, n := range r.n {
+		if n > 0 {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[methods[i]] = int(n)
+		}
+	}
+	return out
+}
 
 // RequestCounts counts the HTTP requests a Registry sends under a context
 // (CountRequests), by method: every attempt of a retried request, token
 // and Harbor API requests included. It is safe for concurrent use.
-type RequestCounts struct {
-	mu       sync.Mutex
-	byMethod map[string]int
-}
+type RequestCounts struct{ n [len(methods)]atomic.Int32 }
 
 type countsKey struct{}
 
@@ -27,17 +46,21 @@ func countRequest(ctx context.Context, method string) {
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.byMethod == nil {
-		c.byMethod = map[string]int{}
+	i := len(methods) - 1
+	for j, m := range methods[:i] {
+		if m == method {
+			i = j
+			break
+		}
 	}
-	c.byMethod[method]++
+	c.n[i].Add(1)
 }
 
-// ByMethod returns the counts so far, by HTTP method.
-func (c *RequestCounts) ByMethod() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.byMethod)
+// Snapshot returns the counts so far.
+func (c *RequestCounts) Snapshot() Requests {
+	var r Requests
+	for i := range c.n {
+		r.n[i] = c.n[i].Load()
+	}
+	return r
 }

@@ -160,7 +160,7 @@ func (h hangarLines) event(ev loader.Event) {
 
 func (h hangarLines) imageDone(img *loader.Image, res *loader.ImageResult) {
 	if h.l.debug {
-		h.l.logf(levelDebug, img.Lines[0].Number, "[%s] %s: %s", img.Reference, res.Status, requestsString(res.Requests))
+		h.l.logf(levelDebug, img.Lines[0].Number, "[%s] %s: %s", img.Reference, res.Status, requestsString(res.Requests.ByMethod()))
 	}
 	switch {
 	case h.validate && res.Status == loader.StatusLoaded:
@@ -292,8 +292,8 @@ func (j *jsonRenderer) event(ev loader.Event) {
 		if r.Err != nil {
 			out.Error = r.Err.Error()
 		}
-		if r.Index.Digest != "" {
-			out.Digest = r.Index.Digest.String()
+		if r.Index != "" {
+			out.Digest = r.Index.String()
 		}
 		out.Uploaded, out.Mounted, out.Present = ptr(r.Uploaded), ptr(r.Mounted), ptr(r.Present)
 		out.Seconds = ptr(r.Duration.Seconds())
