@@ -68,5 +68,5 @@ func ParseIndex(data []byte) (*Index, error) {
 	if err := checkDecodedSize(est.size(), est.bytes); err != nil {
 		return nil, err
 	}
-	return decodeIndex(bytes.NewReader(data))
+	return decodeIndex(bytes.NewReader(data), nil)
 }

@@ -148,3 +148,13 @@ func wantErr(t testing.TB, err, target error) {
 
 // blobName returns the entry name of a blob.
 func blobName(d digest.Digest) string { return archive.BlobPrefix + d.Encoded() }
+
+// index returns the whole index of r (Reader.Index), failing t on an error.
+func index(t testing.TB, r *archive.Reader) *archive.Index {
+	t.Helper()
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}

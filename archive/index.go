@@ -136,39 +136,95 @@ func checkDecodedSize(estimate, n int64) error {
 // unknown fields are ignored). An images[] item may have an empty digest
 // (Hangar skips such items) or an empty config; every non-empty digest
 // must pass digest.Digest.Validate, and layer digests must not be empty.
-// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion.
+// Errors wrap ErrInvalidIndex or ErrUnsupportedVersion; an invalid
+// version is reported before an invalid item.
 //
 // It streams: the list is decoded one item at a time, so that the whole
-// JSON is never held (megabytes for thousands of images). A document that
-// is not an object is decoded whole, as json.Unmarshal does, for its
-// errors.
-func decodeIndex(r io.Reader) (*Index, error) {
+// JSON is never held (megabytes for thousands of images). With each set,
+// the list is not kept either: each valid item is given to each, in order,
+// until an item is invalid (the version, which may come after the list,
+// is checked at the end), and an error of each ends the decoding and is
+// returned as is. A document that is not an object is decoded whole, as
+// json.Unmarshal does, for its errors.
+func decodeIndex(r io.Reader, each func(Image) error) (*Index, error) {
 	br := bufio.NewReader(r)
-	var idx Index
+	d := &indexDecoder{each: each}
 	if !startsObject(br) {
 		data, err := io.ReadAll(br)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 		}
-		if err := json.Unmarshal(data, &idx); err != nil {
+		var whole Index
+		if err := json.Unmarshal(data, &whole); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 		}
-	} else if err := decodeObject(json.NewDecoder(br), &idx); err != nil {
+		d.idx.Version, d.idx.Time = whole.Version, whole.Time
+		for _, img := range whole.List {
+			if err := d.item(img); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := d.decodeObject(json.NewDecoder(br)); err != nil {
+		var ce callbackError
+		if errors.As(err, &ce) {
+			return nil, ce.err
+		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = errUnexpectedEnd // as json.Unmarshal says it
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 	}
-	if err := checkIndexVersion(idx.Version); err != nil {
+	if err := checkIndexVersion(d.idx.Version); err != nil {
 		return nil, err
 	}
-	for i := range idx.List {
-		if err := idx.List[i].validate(); err != nil {
-			return nil, fmt.Errorf("%w: list item %d: %w", ErrInvalidIndex, i+1, err)
-		}
+	if d.invalid != nil {
+		return nil, d.invalid
 	}
-	idx.intern()
-	return &idx, nil
+	return &d.idx, nil
+}
+
+// indexDecoder is the state of decodeIndex.
+type indexDecoder struct {
+	idx     Index
+	each    func(Image) error
+	lists   int   // list members seen
+	items   int   // items decoded of the list
+	invalid error // the first invalid item
+}
+
+// callbackError carries an error of decodeIndex's each out of the decoder.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// startList begins a list member. A later one replaces an earlier one, as
+// json.Unmarshal does, but items given to each cannot be taken back: then
+// a second list member is refused.
+func (d *indexDecoder) startList() error {
+	d.lists++
+	if d.each != nil && d.lists > 1 {
+		return errors.New("the list member appears twice")
+	}
+	d.items, d.invalid = 0, nil
+	return nil
+}
+
+// item validates one list item and keeps it, or gives it to each.
+func (d *indexDecoder) item(img Image) error {
+	d.items++
+	if d.invalid != nil {
+		return nil
+	}
+	if err := img.validate(); err != nil {
+		d.invalid = fmt.Errorf("%w: list item %d: %w", ErrInvalidIndex, d.items, err)
+		return nil
+	}
+	img.intern()
+	if d.each == nil {
+		d.idx.List = append(d.idx.List, img)
+		return nil
+	}
+	return d.each(img)
 }
 
 var errUnexpectedEnd = errors.New("unexpected end of JSON input")
@@ -192,7 +248,7 @@ func startsObject(br *bufio.Reader) bool {
 // decodeObject decodes the members of the index object as json.Unmarshal
 // into an Index does (keys folded, later members win, unknown ones
 // skipped), the list one item at a time, and refuses data after it.
-func decodeObject(dec *json.Decoder, idx *Index) error {
+func (d *indexDecoder) decodeObject(dec *json.Decoder) error {
 	if _, err := dec.Token(); err != nil { // '{'
 		return err
 	}
@@ -204,13 +260,13 @@ func decodeObject(dec *json.Decoder, idx *Index) error {
 		key, _ := tok.(string)
 		switch {
 		case strings.EqualFold(key, "list"):
-			if err := decodeList(dec, idx); err != nil {
+			if err := d.decodeList(dec); err != nil {
 				return err
 			}
 		case strings.EqualFold(key, "version"):
-			err = dec.Decode(&idx.Version)
+			err = dec.Decode(&d.idx.Version)
 		case strings.EqualFold(key, "time"):
-			err = dec.Decode(&idx.Time)
+			err = dec.Decode(&d.idx.Time)
 		default:
 			var skip json.RawMessage
 			err = dec.Decode(&skip)
@@ -233,62 +289,64 @@ func decodeObject(dec *json.Decoder, idx *Index) error {
 
 // decodeList decodes the value of the list member: null, or an array of
 // images decoded one by one.
-func decodeList(dec *json.Decoder, idx *Index) error {
+func (d *indexDecoder) decodeList(dec *json.Decoder) error {
 	tok, err := dec.Token()
 	switch {
 	case err != nil:
 		return err
 	case tok == nil:
-		idx.List = nil
-		return nil
+		d.idx.List = nil
+		return d.startList()
 	case tok != json.Delim('['):
 		return fmt.Errorf("json: cannot unmarshal %v into Go struct field Index.list of type []archive.Image", tok)
 	}
-	idx.List = idx.List[:0]
-	if idx.List == nil {
-		idx.List = []Image{} // an empty array is an empty, non-nil list
+	if err := d.startList(); err != nil {
+		return err
+	}
+	d.idx.List = d.idx.List[:0]
+	if d.idx.List == nil && d.each == nil {
+		d.idx.List = []Image{} // an empty array is an empty, non-nil list
 	}
 	for dec.More() {
 		var img Image
 		if err := dec.Decode(&img); err != nil {
 			return err
 		}
-		idx.List = append(idx.List, img)
+		if err := d.item(img); err != nil {
+			return callbackError{err}
+		}
 	}
 	_, err = dec.Token() // ']'
 	return err
 }
 
-// intern makes the equal strings of the index share their bytes
-// (unique.Make): the digests of the layers that images share, the digests
-// that attestations name, platforms and media types. An archive reader
-// keeps its index for as long as it is open. No handle is kept, so the
-// unique package forgets the strings once the index is gone.
-func (idx *Index) intern() {
+// intern makes the equal strings of an index entry share their bytes
+// with those of the other entries (unique.Make): the digests of the layers
+// that images share, the digests that attestations name, platforms and
+// media types. No handle is kept, so the unique package forgets the
+// strings once no entry or plan holds them.
+func (img *Image) intern() {
 	in := func(s *string) { *s = unique.Make(*s).Value() }
-	for i := range idx.List {
-		img := &idx.List[i]
-		in(&img.Tag)
-		for j := range img.ArchList {
-			in(&img.ArchList[j])
+	in(&img.Tag)
+	for j := range img.ArchList {
+		in(&img.ArchList[j])
+	}
+	for j := range img.OSList {
+		in(&img.OSList[j])
+	}
+	for j := range img.Images {
+		m := &img.Images[j]
+		for _, s := range []*string{&m.Arch, &m.OS, &m.Variant, &m.OSVersion, &m.MediaType, (*string)(&m.Config), (*string)(&m.Digest)} {
+			in(s)
 		}
-		for j := range img.OSList {
-			in(&img.OSList[j])
+		for k := range m.OSFeatures {
+			in(&m.OSFeatures[k])
 		}
-		for j := range img.Images {
-			m := &img.Images[j]
-			for _, s := range []*string{&m.Arch, &m.OS, &m.Variant, &m.OSVersion, &m.MediaType, (*string)(&m.Config), (*string)(&m.Digest)} {
-				in(s)
-			}
-			for k := range m.OSFeatures {
-				in(&m.OSFeatures[k])
-			}
-			for k := range m.Layers {
-				in((*string)(&m.Layers[k]))
-			}
-			for k, v := range m.Annotations {
-				m.Annotations[k] = unique.Make(v).Value()
-			}
+		for k := range m.Layers {
+			in((*string)(&m.Layers[k]))
+		}
+		for k, v := range m.Annotations {
+			m.Annotations[k] = unique.Make(v).Value()
 		}
 	}
 }

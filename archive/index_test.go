@@ -216,3 +216,20 @@ func TestIndexDecodedSize(t *testing.T) {
 	_, err := archive.Open(w.Path)
 	wantErr(t, err, archive.ErrIndexTooLarge)
 }
+
+// TestIndexListTwice covers an index whose list member appears twice. Its
+// whole decoding keeps the last, as json.Unmarshal does; Open, which never
+// holds the list (a load gets the entries one by one), refuses it.
+func TestIndexListTwice(t *testing.T) {
+	data := []byte(`{"version":"v1.2.0","list":[{"source":""}],"list":[{"source":"a/b","tag":"1"}]}`)
+	idx, err := archive.ParseIndex(data)
+	if err != nil || len(idx.List) != 1 || idx.List[0].Source != "a/b" {
+		t.Fatalf("ParseIndex: %+v, %v; want the second list", idx, err)
+	}
+	w := write(t, nil, archivetest.Options{IndexJSON: data})
+	_, err = archive.Open(w.Path)
+	wantErr(t, err, archive.ErrInvalidIndex)
+	if !strings.Contains(err.Error(), "the list member appears twice") {
+		t.Errorf("error %q does not say the list appears twice", err)
+	}
+}

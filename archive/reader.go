@@ -37,7 +37,7 @@ type Reader struct {
 	f     *os.File
 	size  int64
 	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
-	index *Index
+	index zipEntry    // index.json
 }
 
 // blobEntry is the zip entry of the blob whose sha256 is sum: 64 bytes.
@@ -138,9 +138,10 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
 	r := &Reader{f: f, size: size, blobs: dir.blobs}
-	if r.index, err = r.readIndex(dir.index); err != nil {
+	if err := r.checkIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	r.index = *dir.index
 	return r, nil
 }
 
@@ -227,31 +228,39 @@ var unhex = func() (t [256]byte) {
 	return t
 }()
 
-// readIndex reads the top-level index.json, bounded by MaxIndexSize, in
-// two passes over its entry, neither of which holds it whole: the first
-// checks its size, CRC-32 and the memory its decoded form would take
-// (sizeEstimate); the second decodes it (decodeIndex).
-func (r *Reader) readIndex(e *zipEntry) (*Index, error) {
+// checkIndex checks the top-level index.json, bounded by MaxIndexSize, in
+// two passes over its entry, neither of which holds it: the first checks
+// its size, CRC-32 and the memory its decoded form would take
+// (sizeEstimate); the second decodes and validates it (decodeIndex),
+// keeping nothing. Index and Entries decode it again.
+func (r *Reader) checkIndex(e *zipEntry) error {
 	if e == nil {
-		return nil, ErrNoIndex
+		return ErrNoIndex
 	}
 	if e.usize > MaxIndexSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrIndexTooLarge, IndexName, e.usize, MaxIndexSize)
+		return fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrIndexTooLarge, IndexName, e.usize, MaxIndexSize)
 	}
 	var est sizeEstimate
 	if err := r.streamEntry(e, func(rd io.Reader) error {
 		_, err := io.Copy(&est, rd)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
+		return fmt.Errorf("%w: read %s: %w", ErrInvalidIndex, IndexName, err)
 	}
 	if err := checkDecodedSize(est.size(), est.bytes); err != nil {
-		return nil, err
+		return err
 	}
+	_, err := r.decodeIndex(e, func(Image) error { return nil })
+	return err
+}
+
+// decodeIndex decodes the index.json of entry e (decodeIndex), reading
+// its entry to the end for the entry's checks.
+func (r *Reader) decodeIndex(e *zipEntry, each func(Image) error) (*Index, error) {
 	var idx *Index
 	var decodeErr error
 	if err := r.streamEntry(e, func(rd io.Reader) error {
-		idx, decodeErr = decodeIndex(rd)
+		idx, decodeErr = decodeIndex(rd, each)
 		if decodeErr != nil {
 			return nil
 		}
@@ -335,14 +344,19 @@ func isLocalName(name []byte) bool {
 // Close releases the archive file. Blob readers still open fail after it.
 func (r *Reader) Close() error { return r.f.Close() }
 
-// Index returns the parsed top-level index, nil after ReleaseIndex. It is
-// shared: callers must not modify it.
-func (r *Reader) Index() *Index { return r.index }
+// Index reads and returns the whole top-level index, decoding it again
+// at each call (Open checked it): for an archive of thousands of images,
+// megabytes that a load does not hold (it reads the entries one by one
+// with Entries).
+func (r *Reader) Index() (*Index, error) { return r.decodeIndex(&r.index, nil) }
 
-// ReleaseIndex lets the reader forget its parsed index, once what is needed
-// of it has been taken (a load plans from it, then needs only blobs): for
-// an archive of thousands of images, megabytes.
-func (r *Reader) ReleaseIndex() { r.index = nil }
+// Entries calls fn with each entry of the top-level index, in order, as
+// it decodes the index (again: Open checked it), keeping none of them. It
+// stops at the first error of fn, and returns it as is.
+func (r *Reader) Entries(fn func(Image) error) error {
+	_, err := r.decodeIndex(&r.index, fn)
+	return err
+}
 
 // blobEntry returns the zip entry of the blob with digest d.
 func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {

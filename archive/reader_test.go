@@ -26,7 +26,7 @@ import (
 func TestFixtureBasic(t *testing.T) {
 	dir := fixtures.Require(t)
 	r := open(t, filepath.Join(dir, "basic.zip"))
-	idx := r.Index()
+	idx := index(t, r)
 	if idx.Version != "v1.2.0" || idx.Time != "2026-11-29T11:18:05.819090436Z" {
 		t.Errorf("version, time = %q, %q", idx.Version, idx.Time)
 	}
@@ -108,10 +108,10 @@ func TestFixtureMerge(t *testing.T) {
 	for _, name := range []string{"amd64.zip", "arm64.zip"} {
 		t.Run(name, func(t *testing.T) {
 			r := open(t, filepath.Join(dir, name))
-			if n := len(r.Index().List); n != 3 {
+			if n := len(index(t, r).List); n != 3 {
 				t.Errorf("%d entries, want 3", n)
 			}
-			for _, d := range indexDigests(r.Index()) {
+			for _, d := range indexDigests(index(t, r)) {
 				if _, err := readAll(r, d); err != nil {
 					t.Fatal(err)
 				}
@@ -125,14 +125,21 @@ func TestGenerated(t *testing.T) {
 		t.Run(fmt.Sprintf("deflate=%v", deflate), func(t *testing.T) {
 			w := write(t, archivetest.Sample(), archivetest.Options{Deflate: deflate})
 			r := open(t, w.Path)
-			if !reflect.DeepEqual(*r.Index(), w.Index) {
-				t.Fatalf("index:\n got %+v\nwant %+v", *r.Index(), w.Index)
+			if !reflect.DeepEqual(*index(t, r), w.Index) {
+				t.Fatalf("index:\n got %+v\nwant %+v", *index(t, r), w.Index)
 			}
-			// A load plans, then releases the index: blobs are still
-			// served.
-			r.ReleaseIndex()
-			if r.Index() != nil {
-				t.Fatal("Index() after ReleaseIndex is not nil")
+			// A load reads the entries one by one: the same, in order;
+			// an error of the callback stops them and comes back as is.
+			var entries []archive.Image
+			if err := r.Entries(func(img archive.Image) error { entries = append(entries, img); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(entries, w.Index.List) {
+				t.Fatalf("entries:\n got %+v\nwant %+v", entries, w.Index.List)
+			}
+			stop, calls := errors.New("stop"), 0
+			if err := r.Entries(func(archive.Image) error { calls++; return stop }); err != stop || calls != 1 {
+				t.Fatalf("Entries with a failing callback: %v after %d calls; want the callback's error after 1", err, calls)
 			}
 			for _, wi := range w.Images {
 				for _, wm := range wi.Manifests {
@@ -296,8 +303,8 @@ func TestAcceptedVersions(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			w := write(t, nil, archivetest.Options{Version: v})
 			r := open(t, w.Path)
-			if r.Index().Version != v || len(r.Index().List) != 0 {
-				t.Errorf("index = %+v", r.Index())
+			if index(t, r).Version != v || len(index(t, r).List) != 0 {
+				t.Errorf("index = %+v", index(t, r))
 			}
 		})
 	}
@@ -567,8 +574,8 @@ func TestDuplicates(t *testing.T) {
 	w := write(t, images, archivetest.Options{Extra: []archivetest.Entry{{Name: "index.json", Data: first}}})
 	r := open(t, w.Path)
 	// The first index.json of the central directory wins, as in Hangar.
-	if r.Index().Version != "v1.3.0" {
-		t.Errorf("version = %q, want the first index.json", r.Index().Version)
+	if index(t, r).Version != "v1.3.0" {
+		t.Errorf("version = %q, want the first index.json", index(t, r).Version)
 	}
 	if len(w.Index.List) != 2 || w.Index.List[0].Ref() != w.Index.List[1].Ref() {
 		t.Errorf("written index = %+v", w.Index.List)
@@ -636,7 +643,7 @@ func TestIndexEntryNames(t *testing.T) {
 		string(digest.FromString("m")) + `","LAYERS":[],"unknown":{"a":[1,2]}}]}]}`)
 	w := write(t, nil, archivetest.Options{IndexJSON: data})
 	r := open(t, w.Path)
-	idx := r.Index()
+	idx := index(t, r)
 	if idx.Version != "v1.2.0" || len(idx.List) != 1 || idx.List[0].Ref() != "docker.io/a/b:1" ||
 		idx.List[0].Images[0].Digest != digest.FromString("m") {
 		t.Errorf("index = %+v", idx)
@@ -745,7 +752,7 @@ func TestPlatformConfig(t *testing.T) {
 		`"architecture":"amd64","os":"windows","os.version":"10.0.17763.5576","variant":"v3"`,
 		`"architecture":"unknown","os":"unknown"`,
 	} {
-		cfg, err := r.ReadBlob(r.Index().List[0].Images[i].Config, 1<<20)
+		cfg, err := r.ReadBlob(index(t, r).List[0].Images[i].Config, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -753,7 +760,7 @@ func TestPlatformConfig(t *testing.T) {
 			t.Errorf("config %s does not contain %s", cfg, want)
 		}
 	}
-	item := r.Index().List[0]
+	item := index(t, r).List[0]
 	if !reflect.DeepEqual(item.ArchList, []string{"amd64", "unknown"}) || !reflect.DeepEqual(item.OSList, []string{"windows", "unknown"}) {
 		t.Errorf("lists = %v %v", item.ArchList, item.OSList)
 	}

@@ -180,9 +180,8 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	index := src.Index()
 	p := &planner{
-		Plan:      &Plan{Host: host, Prefix: prefix, Entries: len(index.List)},
+		Plan:      &Plan{Host: host, Prefix: prefix},
 		src:       src,
 		opts:      opts,
 		byRef:     map[string]*Image{},
@@ -191,36 +190,51 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		shared:    map[platformKey]*ocispec.Platform{},
 		blobIDs:   map[digest.Digest]int32{},
 	}
+	// The index's entries come one by one and are not kept: the plan
+	// takes what it needs of each (without an image list, as it comes;
+	// with one, the entries the list names).
 	if lines == nil && opts.ImageList == "" {
-		for i, e := range index.List {
+		err = src.Entries(func(e archive.Image) error {
+			p.Entries++
 			ref := e.Ref()
-			line := &Line{Number: i + 1, Key: ref}
+			line := &Line{Number: p.Entries, Key: ref}
 			p.Lines = append(p.Lines, line)
-			if err := p.add(line, ref, []archive.Image{e}); err != nil {
-				return nil, err
-			}
+			return p.add(line, ref, []archive.Image{e})
+		})
+		if err != nil {
+			return nil, err
 		}
 	} else {
-		bySource := map[string][]int{}
-		for i, e := range index.List {
-			bySource[e.Ref()] = append(bySource[e.Ref()], i)
+		keys := make([]string, len(lines))
+		named := map[string][]archive.Image{}
+		for i, l := range lines {
+			if l.Kind == LineDefault {
+				keys[i] = lookupKey(l.Text, opts.SourceRegistry)
+				named[keys[i]] = nil
+			}
 		}
-		for _, l := range lines {
+		err = src.Entries(func(e archive.Image) error {
+			p.Entries++
+			if entries, ok := named[e.Ref()]; ok {
+				named[e.Ref()] = append(entries, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range lines {
 			if l.Kind != LineDefault {
 				p.Ignored = append(p.Ignored, l)
 				continue
 			}
 			line := &Line{Number: l.Number, Key: l.Text}
 			p.Lines = append(p.Lines, line)
-			key := lookupKey(l.Text, opts.SourceRegistry)
-			idx := bySource[key]
-			if len(idx) == 0 {
+			key := keys[i]
+			entries := named[key]
+			if len(entries) == 0 {
 				line.Err = fmt.Errorf("image [%s] %w", key, ErrNotInArchive)
 				continue
-			}
-			entries := make([]archive.Image, len(idx))
-			for i, j := range idx {
-				entries[i] = index.List[j]
 			}
 			if err := p.add(line, key, entries); err != nil {
 				return nil, err

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 )
@@ -40,38 +41,86 @@ type ReportManifest struct {
 	Tag      string `json:"tag,omitempty"`
 }
 
-// NewReport builds the report of a result.
-func NewReport(res *Result) Report {
-	rep := Report{Failed: res.FailedKeys(), Uploaded: res.Uploaded, Mounted: res.Mounted, Present: res.Present, Seconds: res.Duration.Seconds()}
-	for _, img := range res.Plan.Images {
-		ir := res.Images[img]
-		ri := ReportImage{
-			Source: img.Source, Destination: img.Reference, Status: ir.Status.String(),
-			Uploaded: ir.Uploaded, Mounted: ir.Mounted, Present: ir.Present, Seconds: ir.Duration.Seconds(),
-			Manifests: []ReportManifest{}, Requests: ir.Requests.ByMethod(),
-		}
-		for _, l := range img.Lines {
-			ri.Lines = append(ri.Lines, l.Number)
-		}
-		if ir.Err != nil {
-			ri.Error = ir.Err.Error()
-		}
-		if ir.Index != "" {
-			ri.Index = ir.Index.String()
-		}
-		for _, m := range img.Manifests {
-			ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Descriptor.Digest.String(), Platform: m.Platform(), Tag: m.Tag})
-		}
-		rep.Images = append(rep.Images, ri)
+// reportImage returns the report of one image of a result.
+func reportImage(res *Result, img *Image) ReportImage {
+	ir := res.Images[img]
+	ri := ReportImage{
+		Source: img.Source, Destination: img.Reference, Status: ir.Status.String(),
+		Uploaded: ir.Uploaded, Mounted: ir.Mounted, Present: ir.Present, Seconds: ir.Duration.Seconds(),
+		Manifests: []ReportManifest{}, Requests: ir.Requests.ByMethod(),
 	}
-	return rep
+	for _, l := range img.Lines {
+		ri.Lines = append(ri.Lines, l.Number)
+	}
+	if ir.Err != nil {
+		ri.Error = ir.Err.Error()
+	}
+	if ir.Index != "" {
+		ri.Index = ir.Index.String()
+	}
+	for _, m := range img.Manifests {
+		ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Descriptor.Digest.String(), Platform: m.Platform(), Tag: m.Tag})
+	}
+	return ri
 }
 
-// WriteReport writes the JSON report of a result to path.
+// WriteReport writes the JSON report of a result to path: a Report,
+// indented by two spaces, as json.MarshalIndent writes it, but written one
+// image at a time (a report of thousands of images is megabytes).
 func WriteReport(path string, res *Result) error {
-	data, err := json.MarshalIndent(NewReport(res), "", "  ")
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	w := bufio.NewWriter(f)
+	if err := writeReport(w, res); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeReport writes the report of res to w (see WriteReport).
+func writeReport(w *bufio.Writer, res *Result) error {
+	w.WriteString("{\n  \"images\": ")
+	if len(res.Plan.Images) == 0 {
+		w.WriteString("null")
+	} else {
+		w.WriteString("[\n")
+		for i, img := range res.Plan.Images {
+			data, err := json.MarshalIndent(reportImage(res, img), "    ", "  ")
+			if err != nil {
+				return err
+			}
+			w.WriteString("    ")
+			w.Write(data)
+			if i < len(res.Plan.Images)-1 {
+				w.WriteByte(',')
+			}
+			w.WriteByte('\n')
+		}
+		w.WriteString("  ]")
+	}
+	// The other members, as MarshalIndent writes them after the first.
+	rest, err := json.MarshalIndent(reportTotals{Failed: res.FailedKeys(), Uploaded: res.Uploaded, Mounted: res.Mounted, Present: res.Present, Seconds: res.Duration.Seconds()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	w.WriteString(",\n")
+	w.Write(rest[len("{\n"):])
+	_, err = w.WriteString("\n")
+	return err
+}
+
+// reportTotals are the members of a Report after Images.
+type reportTotals struct {
+	Failed   []string `json:"failed"`
+	Uploaded int64    `json:"bytesUploaded"`
+	Mounted  int64    `json:"bytesMounted"`
+	Present  int64    `json:"bytesPresent"`
+	Seconds  float64  `json:"seconds"`
 }

@@ -136,8 +136,6 @@ func (r *Result) FailedKeys() []string {
 var ErrRegistryUnreachable = errors.New("registry stopped answering")
 
 // Open reads the image list of opts, opens the archive and plans the load.
-// The archive reader it returns has released its index (the plan holds
-// what is needed of it).
 func Open(opts Options) (*archive.Reader, *Plan, error) {
 	var lines []ListLine
 	if opts.ImageList != "" {
@@ -155,7 +153,6 @@ func Open(opts Options) (*archive.Reader, *Plan, error) {
 		ar.Close()
 		return nil, nil, err
 	}
-	ar.ReleaseIndex() // the plan holds what the load needs of it
 	return ar, plan, nil
 }
 

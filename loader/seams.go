@@ -16,8 +16,9 @@ import (
 // it. Blob reads must verify the bytes against their digest (a mismatch
 // fails with an error wrapping archive.ErrDigestMismatch).
 type Source interface {
-	// Index returns the archive's parsed index.json.
-	Index() *archive.Index
+	// Entries calls fn with each entry of the archive's index.json, in
+	// order, stopping at (and returning) fn's first error.
+	Entries(fn func(archive.Image) error) error
 	// Size returns the stored size of a blob (archive.ErrBlobNotFound when
 	// the archive lacks it).
 	Size(d digest.Digest) (int64, error)

@@ -396,8 +396,12 @@ func TestAttestationConfigFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, img := range r.Index().List {
+	for _, img := range idx.List {
 		for _, item := range img.Images {
 			if item.Annotations[archivetest.AnnotationReferenceType] != archivetest.AttestationManifest {
 				continue
