@@ -150,19 +150,14 @@ func decodeIndex(r io.Reader, each func(Image) error) (*Index, error) {
 	br := bufio.NewReader(r)
 	d := &indexDecoder{each: each}
 	if !startsObject(br) {
+		// Not an object: json.Unmarshal says why (null decodes to
+		// nothing, and the version check refuses it).
 		data, err := io.ReadAll(br)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
 		}
-		var whole Index
-		if err := json.Unmarshal(data, &whole); err != nil {
+		if err := json.Unmarshal(data, &d.idx); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidIndex, err)
-		}
-		d.idx.Version, d.idx.Time = whole.Version, whole.Time
-		for _, img := range whole.List {
-			if err := d.item(img); err != nil {
-				return nil, err
-			}
 		}
 	} else if err := d.decodeObject(json.NewDecoder(br)); err != nil {
 		var ce callbackError

@@ -141,6 +141,8 @@ func makePair(repo int32, blob int32) pair {
 	return pair(uint64(uint32(repo))<<32 | uint64(uint32(blob)))
 }
 
+func (p pair) repo() int32 { return int32(uint32(p >> 32)) }
+
 func (p pair) blob() int32 { return int32(uint32(p)) }
 
 // blobScheduler moves each (repository, blob) pair once for the whole load:
@@ -265,7 +267,7 @@ func (s *blobScheduler) finish(key pair, t *blobTask, leads bool) {
 		s.present[key] = struct{}{}
 		if leads && s.leaders[id] == t {
 			delete(s.leaders, id)
-			s.first[id] = int32(key>>32) + 1
+			s.first[id] = key.repo() + 1
 		}
 	case !contentError(t.err):
 		if s.tasks[key] == t {

@@ -215,8 +215,9 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		}
 		err = src.Entries(func(e archive.Image) error {
 			p.Entries++
-			if entries, ok := named[e.Ref()]; ok {
-				named[e.Ref()] = append(entries, e)
+			ref := e.Ref()
+			if entries, ok := named[ref]; ok {
+				named[ref] = append(entries, e)
 			}
 			return nil
 		})

@@ -3,7 +3,6 @@ package loader
 import (
 	"bufio"
 	"encoding/json"
-	"os"
 )
 
 // Report is the JSON report of a load (--report).
@@ -68,20 +67,7 @@ func reportImage(res *Result, img *Image) ReportImage {
 // indented by two spaces, as json.MarshalIndent writes it, but written one
 // image at a time (a report of thousands of images is megabytes).
 func WriteReport(path string, res *Result) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	if err := writeReport(w, res); err != nil {
-		f.Close()
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeFile(path, func(w *bufio.Writer) error { return writeReport(w, res) })
 }
 
 // writeReport writes the report of res to w (see WriteReport).

@@ -971,14 +971,26 @@ func failures(plan *Plan, res *Result) []Failure {
 
 // WriteFailedList writes the failed list, one key per line.
 func WriteFailedList(path string, failed []Failure) error {
+	return writeFile(path, func(w *bufio.Writer) error {
+		for _, l := range failed {
+			w.WriteString(l.Key)
+			w.WriteByte('\n')
+		}
+		return nil
+	})
+}
+
+// writeFile creates the file at path and writes it through a buffer with
+// write; an error of write, of the flush or of the close is returned.
+func writeFile(path string, write func(*bufio.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	for _, l := range failed {
-		w.WriteString(l.Key)
-		w.WriteByte('\n')
+	if err := write(w); err != nil {
+		f.Close()
+		return err
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
