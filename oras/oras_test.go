@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cnrancher/docker-hangar/internal/registrytest"
@@ -286,6 +287,27 @@ func TestFetchManifestErrorsAreNotAbsence(t *testing.T) {
 	}
 }
 
+// refusingHost returns a loopback host:port that refuses connections: a
+// socket bound to it and never listening, held until the test ends, so
+// that no listener (of this test or another) can take the port meanwhile,
+// as one can a port a closed server has just freed.
+func refusingHost(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 func TestPing(t *testing.T) {
 	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
@@ -294,9 +316,7 @@ func TestPing(t *testing.T) {
 	t.Cleanup(html.Close)
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(notFound.Close)
-	closed := httptest.NewServer(http.NotFoundHandler())
-	closedHost := strings.TrimPrefix(closed.URL, "http://")
-	closed.Close()
+	closedHost := refusingHost(t)
 	reg := startRegistry(t, nil)
 
 	tests := []struct {
