@@ -1006,9 +1006,11 @@ func TestRunWarmManifestChecks(t *testing.T) {
 func TestRunCommitsOverlapUnlessTagsAreShared(t *testing.T) {
 	layer := func(seed int64) []archivetest.Layer { return []archivetest.Layer{{Size: 1 << 10, Seed: seed}} }
 	tests := []struct {
-		name    string
-		images  []archivetest.Image
-		overlap bool // the second image's manifests go in during the first's index push
+		name   string
+		images []archivetest.Image
+		// overlap: the second image's manifest push starts before the
+		// first image's index push ends
+		overlap bool
 	}{
 		{name: "unrelated images", overlap: true, images: []archivetest.Image{
 			{Source: "docker.io/library/web", Tag: "1", Manifests: []archivetest.Manifest{{Platform: amd64, Layers: layer(1)}}},
@@ -1023,25 +1025,16 @@ func TestRunCommitsOverlapUnlessTagsAreShared(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newFakeLoad(t, tt.images, archivetest.Options{})
 			second := l.w.Images[1].Manifests[0].Descriptor.Digest
+			// the first image is library/web in both cases
+			isFirstIndex := func(c fakeCall) bool {
+				return isIndexPush(c) && c.Repo == "library/web" && c.Ref == tt.images[0].Tag
+			}
 			reg := newFakeRegistry()
-			var mu sync.Mutex
-			firstIndexInFlight, overlapped := false, false
+			// The first index push is slow, so that where the second
+			// image may go ahead, it does so well before that push ends.
 			reg.before = func(ctx context.Context, c fakeCall) error {
-				mu.Lock()
-				if c.Op == opPushManifest && c.Digest == second && firstIndexInFlight {
-					overlapped = true
-				}
-				first := isIndexPush(c) && !overlapped && c.Ref == tt.images[0].Tag
-				if first {
-					firstIndexInFlight = true
-				}
-				mu.Unlock()
-				if first {
-					err := sleep(ctx, 200*time.Millisecond)
-					mu.Lock()
-					firstIndexInFlight = false
-					mu.Unlock()
-					return err
+				if isFirstIndex(c) {
+					return sleep(ctx, 200*time.Millisecond)
 				}
 				return nil
 			}
@@ -1050,8 +1043,13 @@ func TestRunCommitsOverlapUnlessTagsAreShared(t *testing.T) {
 			if len(res.Failed) != 0 {
 				t.Fatalf("failed: %v", res.Failed)
 			}
-			if overlapped != tt.overlap {
-				t.Errorf("the second image's manifest went in during the first's index push: %t, want %t", overlapped, tt.overlap)
+			firstIndex := reg.find(isFirstIndex)
+			secondManifest := reg.find(func(c fakeCall) bool { return c.Op == opPushManifest && c.Digest == second })
+			if len(firstIndex) != 1 || len(secondManifest) != 1 {
+				t.Fatalf("%d pushes of the first index, %d of the second manifest; want 1 each", len(firstIndex), len(secondManifest))
+			}
+			if overlapped := secondManifest[0].Start < firstIndex[0].End; overlapped != tt.overlap {
+				t.Errorf("the second image's manifest push (call %d) started before the first's index push ended (call %d): %t, want %t", secondManifest[0].Start, firstIndex[0].End, overlapped, tt.overlap)
 			}
 			if !tt.overlap {
 				// Hangar's order: the second image's platform manifest
