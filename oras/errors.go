@@ -150,8 +150,30 @@ func classify(err error) class {
 		return classNetwork
 	case errors.As(err, new(*net.OpError)):
 		return classNetwork
+	case isServerClosedIdle(err):
+		return classNetwork
 	}
 	return classOther
+}
+
+// serverClosedIdle is the message of net/http's errServerClosedIdle: a
+// request went out on a kept-alive connection that the server had closed
+// meanwhile, so the server never handled it (net/http sends it again
+// itself only for GET, HEAD, OPTIONS and TRACE). It comes when a registry
+// closes its connections, as on a restart. The error is not exported;
+// TestServerClosedIdleMessage checks the message against net/http's
+// source.
+const serverClosedIdle = "http: server closed idle connection"
+
+// isServerClosedIdle reports whether err wraps net/http's
+// errServerClosedIdle.
+func isServerClosedIdle(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == serverClosedIdle {
+			return true
+		}
+	}
+	return false
 }
 
 // classifyStatus returns the class of an HTTP error status.

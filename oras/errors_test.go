@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +73,8 @@ func TestClassify(t *testing.T) {
 		{"reset", urlErr(&net.OpError{Op: "read", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}), classNetwork},
 		{"broken pipe", urlErr(&net.OpError{Op: "write", Err: &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}}), classNetwork},
 		{"EOF before an answer", urlErr(io.EOF), classNetwork},
+		{"server closed an idle connection", fmt.Errorf("push manifest: %w", urlErr(errors.New(serverClosedIdle))), classNetwork},
+		{"that message in other words", errors.New("registry says: " + serverClosedIdle), classOther},
 		{"body cut", io.ErrUnexpectedEOF, classNetwork},
 		{"dns", urlErr(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}), classNetwork},
 		{"unknown authority", urlErr(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), classTLS},
@@ -88,6 +92,23 @@ func TestClassify(t *testing.T) {
 	}
 	if !beforeAnswer(urlErr(io.EOF)) || beforeAnswer(io.ErrUnexpectedEOF) {
 		t.Error("beforeAnswer does not tell a failed request from a cut body")
+	}
+}
+
+// TestServerClosedIdleMessage checks that net/http's errServerClosedIdle,
+// which is not exported and too rare to provoke reliably, still has the
+// message isServerClosedIdle looks for.
+func TestServerClosedIdleMessage(t *testing.T) {
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("no go command to find net/http's source: %v", err)
+	}
+	src, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "src", "net", "http", "transport.go"))
+	if err != nil {
+		t.Skipf("net/http's source is not here to check: %v", err)
+	}
+	if want := fmt.Sprintf("errServerClosedIdle = errors.New(%q)", serverClosedIdle); !strings.Contains(string(src), want) {
+		t.Errorf("net/http's transport.go has no %s: the message changed, update serverClosedIdle", want)
 	}
 }
 

@@ -17,8 +17,9 @@
 // Retry-After: 408, 429, 5xx other than 501 and 505, connections cut
 // after an answer began, and uploads the registry lost or received
 // truncated (DIGEST_INVALID, SIZE_INVALID, BLOB_UPLOAD_INVALID,
-// BLOB_UPLOAD_UNKNOWN, 416). Connection failures (refused, reset or EOF
-// before any answer) are retried like those while the registry answers
+// BLOB_UPLOAD_UNKNOWN, 416). Connection failures (refused, reset, EOF
+// before any answer, or a kept-alive connection the registry had closed)
+// are retried like those while the registry answers
 // other requests; while it answers none they are retried beyond
 // MaxAttempts, until it has been unreachable for
 // RegistryOptions.UnreachableTimeout, shared by all requests of the
