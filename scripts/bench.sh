@@ -902,8 +902,8 @@ $MANY_REPEAT runs, each against a fresh registry process on disk, as above.
 The last four rows are the memory rows: cold loads of $MANY_IMAGES and of
 $RSS_IMAGES images with the same (small) size per image, into in-memory
 registries (\`hangar-registry\` without \`-root\`: the client's peak RSS is
-measured, and memory keeps the large one's time down), each after the
-floor's load of the same archive into a registry of its own: $MANY_IMAGES images:
+measured, and memory keeps the large one's time down), each with the
+floor's load of the same archive, run after it into a registry of its own: $MANY_IMAGES images:
 $RSS_A_INFO; $RSS_IMAGES images: $RSS_B_INFO.
 
 $MANY_TABLE
