@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"compress/flate"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -37,16 +38,34 @@ type Reader struct {
 	f     *os.File
 	size  int64
 	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
-	index zipEntry    // index.json
+	// packed holds, by position in blobs, what the entries not stored as
+	// they are (Hangar stores every one) have besides: their method and
+	// compressed size.
+	packed map[int32]packedEntry
+	index  zipEntry // index.json
 }
 
-// blobEntry is the zip entry of the blob whose sha256 is sum: 64 bytes.
+// blobEntry is the zip entry of the blob whose sha256 is sum, stored (see
+// Reader.packed for the others): 48 bytes.
 type blobEntry struct {
-	sum          [sha256.Size]byte
-	header       int64  // offset of the local file header
-	csize, usize uint64 // compressed and uncompressed sizes
-	seq          uint32 // position among the blob entries (the first of a name wins)
-	method       uint16 // compression method
+	sum    [sha256.Size]byte
+	header int64  // offset of the local file header
+	usize  uint64 // uncompressed size
+}
+
+// packedEntry is what a blob entry that is compressed, or whose stored
+// sizes disagree, has besides its blobEntry.
+type packedEntry struct {
+	csize  uint64
+	method uint16
+}
+
+// scannedBlob is a blob entry as the directory gives it.
+type scannedBlob struct {
+	blobEntry
+	csize  uint64
+	seq    uint32 // position among the blob entries (the first of a name wins)
+	method uint16
 }
 
 // Open opens the archive at path, indexes its central directory, and reads,
@@ -137,7 +156,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 	if dir.unsafeName != nil {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
-	r := &Reader{f: f, size: size, blobs: dir.blobs}
+	r := &Reader{f: f, size: size, blobs: dir.blobs, packed: dir.packed}
 	if err := r.checkIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -148,8 +167,9 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 // scannedDirectory is what Open keeps of the central directory.
 type scannedDirectory struct {
 	blobs      []blobEntry // sorted by digest, the first entry of each
-	index      *zipEntry   // the first index.json, if any
-	unsafeName []byte      // the first name that is not a local path, if any
+	packed     map[int32]packedEntry
+	index      *zipEntry // the first index.json, if any
+	unsafeName []byte    // the first name that is not a local path, if any
 }
 
 // scanDirectory reads the central directory of the zip file r of size
@@ -160,7 +180,8 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &scannedDirectory{blobs: make([]blobEntry, 0, dir.sizeHint(1<<18))}
+	s := &scannedDirectory{}
+	scanned := make([]scannedBlob, 0, dir.sizeHint(1<<18))
 	err = dir.each(func(name []byte, e *zipEntry) {
 		switch {
 		case !isLocalName(name):
@@ -172,8 +193,8 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 				s.index = new(*e)
 			}
 		case bytes.HasPrefix(name, blobPrefix):
-			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(s.blobs) < math.MaxUint32 {
-				s.blobs = append(s.blobs, blobEntry{sum: sum, header: e.header, csize: e.csize, usize: e.usize, seq: uint32(len(s.blobs)), method: e.method})
+			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(scanned) < math.MaxInt32 {
+				scanned = append(scanned, scannedBlob{blobEntry: blobEntry{sum: sum, header: e.header, usize: e.usize}, csize: e.csize, seq: uint32(len(scanned)), method: e.method})
 			}
 		}
 	})
@@ -182,15 +203,22 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 	}
 	// The first entry of each name wins: ordered by position after the
 	// digest, it is the first of its run.
-	slices.SortFunc(s.blobs, func(a, b blobEntry) int {
+	slices.SortFunc(scanned, func(a, b scannedBlob) int {
 		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	s.blobs = slices.CompactFunc(s.blobs, func(a, b blobEntry) bool { return a.sum == b.sum })
-	if cap(s.blobs)-len(s.blobs) > len(s.blobs)/8 {
-		s.blobs = slices.Clone(s.blobs)
+	scanned = slices.CompactFunc(scanned, func(a, b scannedBlob) bool { return a.sum == b.sum })
+	s.blobs = make([]blobEntry, len(scanned))
+	for i, b := range scanned {
+		s.blobs[i] = b.blobEntry
+		if b.method != zip.Store || b.csize != b.usize {
+			if s.packed == nil {
+				s.packed = map[int32]packedEntry{}
+			}
+			s.packed[int32(i)] = packedEntry{csize: b.csize, method: b.method}
+		}
 	}
 	return s, nil
 }
@@ -361,41 +389,59 @@ func (r *Reader) Entries(fn func(Image) error) error {
 	return err
 }
 
-// blobEntry returns the zip entry of the blob with digest d.
-func (r *Reader) blobEntry(d digest.Digest) (*blobEntry, error) {
+// blobIndex returns the position in r.blobs of the blob with digest d.
+func (r *Reader) blobIndex(d digest.Digest) (int, error) {
 	alg, enc, ok := strings.Cut(string(d), ":")
 	if !ok || alg == "" || enc == "" {
-		return nil, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
+		return 0, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
 	if alg != string(digest.SHA256) {
-		return nil, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
+		return 0, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
 	}
 	if !digestcheck.IsSHA256Hex(enc) {
-		return nil, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
+		return 0, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
 	}
 	sum, ok := decodeSum(enc)
 	if !ok {
-		return nil, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
+		return 0, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
 	i, found := slices.BinarySearchFunc(r.blobs, sum, func(e blobEntry, sum [sha256.Size]byte) int { return bytes.Compare(e.sum[:], sum[:]) })
 	if !found {
-		return nil, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
+		return 0, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
 	}
-	e := &r.blobs[i]
-	if e.usize > math.MaxInt64 {
-		return nil, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", e.usize)}
+	if e := &r.blobs[i]; e.usize > math.MaxInt64 {
+		return 0, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", e.usize)}
 	}
-	return e, nil
+	return i, nil
+}
+
+// Stat returns the size of the blob with digest d and its number: its
+// place among the archive's blobs, from 0 to Blobs()-1, the same in every
+// call. The error wraps ErrBlobNotFound, ErrUnsupportedDigest or
+// ErrInvalidDigest. A load keeps what it knows of a blob by its number.
+func (r *Reader) Stat(d digest.Digest) (id int32, size int64, err error) {
+	i, err := r.blobIndex(d)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int32(i), int64(r.blobs[i].usize), nil
+}
+
+// Blobs returns the number of distinct blobs in the archive.
+func (r *Reader) Blobs() int { return len(r.blobs) }
+
+// Blob returns the digest and size of blob number id (see Stat); id must
+// be below Blobs().
+func (r *Reader) Blob(id int32) (digest.Digest, int64) {
+	e := &r.blobs[id]
+	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(e.sum[:])), int64(e.usize)
 }
 
 // Size returns the size in bytes of the blob with digest d, or an error
 // wrapping ErrBlobNotFound or ErrUnsupportedDigest.
 func (r *Reader) Size(d digest.Digest) (int64, error) {
-	e, err := r.blobEntry(d)
-	if err != nil {
-		return 0, err
-	}
-	return int64(e.usize), nil
+	_, size, err := r.Stat(d)
+	return size, err
 }
 
 // Open returns a reader of the blob with digest d. Each call returns an
@@ -411,21 +457,26 @@ func (r *Reader) Size(d digest.Digest) (int64, error) {
 // sticky. Stored entries are read in place from the archive file, with no
 // lock; deflated entries through a deflate decompressor.
 func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
-	e, err := r.blobEntry(d)
+	i, err := r.blobIndex(d)
 	if err != nil {
 		return nil, err
 	}
-	if e.method == zip.Store && e.csize != e.usize {
-		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", e.csize, e.usize)}
+	e := &r.blobs[i]
+	p, ok := r.packed[int32(i)]
+	if !ok {
+		p = packedEntry{csize: e.usize, method: zip.Store}
 	}
-	if e.method == zip.Deflate && e.usize > maxInflated(e.csize) {
-		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, e.csize)}
+	if p.method == zip.Store && p.csize != e.usize {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", p.csize, e.usize)}
 	}
-	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: e.csize, usize: e.usize, method: e.method})
+	if p.method == zip.Deflate && e.usize > maxInflated(p.csize) {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, p.csize)}
+	}
+	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: p.csize, usize: e.usize, method: p.method})
 	switch {
 	case err == nil:
 	case errors.Is(err, zip.ErrAlgorithm):
-		return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, e.method, err)
+		return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, p.method, err)
 	case errors.Is(err, errPastEnd):
 		return nil, &corruptError{d: d, reason: err.Error()}
 	default:

@@ -166,11 +166,29 @@ func TestGenerated(t *testing.T) {
 					}
 				}
 			}
+			ids := map[int32]digest.Digest{}
 			for d, size := range w.Blobs {
 				got, err := r.Size(d)
 				if err != nil || got != size {
 					t.Errorf("Size(%s) = %d, %v, want %d", d, got, err, size)
 				}
+				id, got, err := r.Stat(d)
+				if err != nil || got != size || id < 0 || int(id) >= r.Blobs() {
+					t.Fatalf("Stat(%s) = %d, %d, %v, want a number below %d and %d bytes", d, id, got, err, r.Blobs(), size)
+				}
+				if other, ok := ids[id]; ok {
+					t.Errorf("blobs %s and %s have number %d", other, d, id)
+				}
+				ids[id] = d
+				if gotD, got := r.Blob(id); gotD != d || got != size {
+					t.Errorf("Blob(%d) = %s, %d, want %s, %d", id, gotD, got, d, size)
+				}
+			}
+			if r.Blobs() != len(w.Blobs) {
+				t.Errorf("Blobs() = %d, the archive holds %d", r.Blobs(), len(w.Blobs))
+			}
+			if _, _, err := r.Stat(digest.FromString("not in the archive")); !errors.Is(err, archive.ErrBlobNotFound) {
+				t.Errorf("Stat of a missing blob: %v, want ErrBlobNotFound", err)
 			}
 		})
 	}
