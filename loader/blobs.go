@@ -55,14 +55,14 @@ type tracker struct {
 	requests oras.RequestCounts
 
 	mu       sync.Mutex
-	counted  map[digest.Digest]bool
+	counted  map[int32]bool // by Blob.ID
 	stats    Stats
 	done     int64 // accounted bytes plus bytes of uploads in flight
 	lastEmit time.Time
 }
 
 func newTracker(img *Image, em *emitter) *tracker {
-	return &tracker{img: img, total: img.Size(), em: em, counted: map[digest.Digest]bool{}}
+	return &tracker{img: img, total: img.Size(), em: em, counted: map[int32]bool{}}
 }
 
 // account counts a blob of the image once, by its outcome.
@@ -70,10 +70,10 @@ func (t *tracker) account(desc Blob, o outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.counted != nil {
-		if t.counted[desc.Digest] {
+		if t.counted[desc.ID] {
 			return
 		}
-		t.counted[desc.Digest] = true
+		t.counted[desc.ID] = true
 	}
 	switch o {
 	case outcomeUploaded:

@@ -52,8 +52,8 @@ type Plan struct {
 	Ignored []ListLine
 	// Images are the destination images, in the order of their first line.
 	Images []*Image
-	// Blobs is the number of distinct blobs the manifests of the plan
-	// name; each Blob.ID is below it.
+	// Blobs is the number of distinct blobs of the archive; the blob
+	// numbers of the manifests (Manifest.BlobIDs, Blob.ID) are below it.
 	Blobs int
 }
 
@@ -99,8 +99,9 @@ type Image struct {
 	// Manifests are the manifests to push, distinct, in archive order.
 	Manifests []*Manifest
 	// Steps are the index entries of each archive entry of the image, in
-	// order (one step per entry).
-	Steps [][]ocispec.Descriptor
+	// order (one step per entry); an entry is the Descriptor of a
+	// Manifest, shared (not to be modified).
+	Steps [][]*ocispec.Descriptor
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
@@ -109,6 +110,8 @@ type Image struct {
 	Err error
 	// Notes are warnings about skipped items, reported when it loads.
 	Notes []string
+
+	size int64 // of the distinct blobs of the manifests
 }
 
 // Manifest is one manifest to push with its blobs.
@@ -117,46 +120,52 @@ type Manifest struct {
 	// annotations from the archive item, shared with other manifests and
 	// the archive's index: not to be modified).
 	Descriptor ocispec.Descriptor
-	// Blobs are the config and the stored layers (foreign layers with
-	// URLs are not stored and not pushed); shared by every Manifest of the
-	// same digest.
-	Blobs []Blob
+	// BlobIDs are the numbers (Source.Stat) of the config and the stored
+	// layers (foreign layers with URLs are not stored and not pushed);
+	// shared by every Manifest of the same digest. A plan keeps blobs by
+	// number, 4 bytes each, and the load makes their Blob when it needs
+	// them.
+	BlobIDs []int32
 	// Tag is the tag the manifest is pushed to; "" pushes it by digest.
 	Tag string
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
 }
 
-// Blob is a blob of a manifest: what a push needs of its descriptor, in a
-// third of the memory (a plan holds one per blob of every distinct
-// manifest).
+// Blob is a blob of a manifest being loaded: what its transfer needs.
 type Blob struct {
-	MediaType string
-	Digest    digest.Digest
-	Size      int64
-	// ID numbers the distinct blobs of the plan from 0 (Plan.Blobs): the
-	// load keeps what it knows of each blob by number.
+	Digest digest.Digest
+	Size   int64
+	// ID is the blob's number in the archive (Source.Stat), from 0 to
+	// Plan.Blobs-1: the load keeps what it knows of each blob by number.
 	ID int32
 }
 
-// Descriptor returns the blob's descriptor.
+// Descriptor returns the blob's descriptor (a blob transfer needs no media
+// type).
 func (b Blob) Descriptor() ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size}
+	return ocispec.Descriptor{MediaType: mediaTypeBlob, Digest: b.Digest, Size: b.Size}
 }
 
+// mediaTypeBlob is the media type of blob descriptors: registries store
+// blobs as bytes, whatever manifest names them.
+const mediaTypeBlob = "application/octet-stream"
+
 // Size returns the bytes of the distinct blobs of the image's manifests.
-func (img *Image) Size() int64 {
-	var n int64
-	seen := map[digest.Digest]bool{}
+func (img *Image) Size() int64 { return img.size }
+
+// setSize computes the image's Size from the blob sizes by number.
+func (img *Image) setSize(sizes []int64) {
+	img.size = 0
+	seen := map[int32]bool{}
 	for _, m := range img.Manifests {
-		for _, b := range m.Blobs {
-			if !seen[b.Digest] {
-				seen[b.Digest] = true
-				n += b.Size
+		for _, id := range m.BlobIDs {
+			if !seen[id] {
+				seen[id] = true
+				img.size += sizes[id]
 			}
 		}
 	}
-	return n
 }
 
 // ref returns repository:tag or repository@digest of an image.
@@ -188,7 +197,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		manifests: map[digest.Digest]*parsedManifest{},
 		platforms: map[digest.Digest]platformResult{},
 		shared:    map[platformKey]*ocispec.Platform{},
-		blobIDs:   map[digest.Digest]int32{},
+		sizes:     make([]int64, src.Blobs()),
 	}
 	// The index's entries come one by one and are not kept: the plan
 	// takes what it needs of each (without an image list, as it comes;
@@ -244,8 +253,9 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	}
 	for _, img := range p.Images {
 		assignTags(img)
+		img.setSize(p.sizes)
 	}
-	p.Blobs = len(p.blobIDs)
+	p.Blobs = len(p.sizes)
 	return p.Plan, nil
 }
 
@@ -261,7 +271,7 @@ type planner struct {
 	platforms map[digest.Digest]platformResult
 	shared    map[platformKey]*ocispec.Platform
 	read      int64
-	blobIDs   map[digest.Digest]int32 // Blob.ID of each distinct blob
+	sizes     []int64 // of the blobs the manifests name, by number
 }
 
 // add plans a line whose source names entries of the archive; ref is the
@@ -397,7 +407,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 			pass[m.Digest] = true
 		}
 	}
-	var step []ocispec.Descriptor
+	var step []*ocispec.Descriptor
 	for _, item := range e.Images {
 		if item.Digest == "" {
 			img.Notes = append(img.Notes, fmt.Sprintf("Skip invalid image [%s] [%s] [%s]", e.Ref(), item.Arch, item.OS))
@@ -423,7 +433,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 			img.Notes = append(img.Notes, note)
 			continue
 		}
-		step = append(step, m.Descriptor)
+		step = append(step, &m.Descriptor)
 		if i := indexOfDigest(img.Manifests, item.Digest); i >= 0 {
 			// The same manifest again: pushed once; the later entry
 			// claims its tag.
@@ -461,7 +471,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	}
 	m := &Manifest{
 		Descriptor:  p.descriptor(pm, item),
-		Blobs:       pm.blobs,
+		BlobIDs:     pm.blobs,
 		Attestation: att,
 	}
 	if pm.chart {
@@ -545,7 +555,7 @@ type parsedManifest struct {
 	size      int64
 	config    digest.Digest
 	chart     bool
-	blobs     []Blob
+	blobs     []int32
 	err       error
 }
 
@@ -565,7 +575,7 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 	if item.Digest.Algorithm() != digest.SHA256 {
 		return fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
 	}
-	size, err := p.src.Size(item.Digest)
+	_, size, err := p.src.Stat(item.Digest)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
@@ -598,37 +608,23 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 	}
 	pm.config = parsed.Config.Digest
 	pm.chart = parsed.Config.MediaType == manifest.MediaTypeHelmConfig
-	pm.blobs = make([]Blob, 0, 1+len(parsed.Layers))
-	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
+	pm.blobs = make([]int32, 0, 1+len(parsed.Layers))
+	for _, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
 		if len(d.URLs) > 0 {
 			continue // foreign layer: not stored, not pushed
 		}
 		if err := digestcheck.Validate(d.Digest); err != nil {
 			return fmt.Errorf("manifest %s names invalid blob digest %q", item.Digest, d.Digest)
 		}
-		size, err := p.src.Size(d.Digest)
+		id, size, err := p.src.Stat(d.Digest)
 		if err != nil {
 			return err
 		}
 		if size != d.Size {
 			return fmt.Errorf("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
 		}
-		// The plan holds the strings of the index, which the archive
-		// reader keeps anyway, rather than copies.
-		switch {
-		case i == 0 && d.Digest == item.Config:
-			d.Digest = item.Config
-		case i > 0 && i-1 < len(item.Layers) && d.Digest == item.Layers[i-1]:
-			d.Digest = item.Layers[i-1]
-		default:
-			d.Digest = digest.Digest(unique.Make(string(d.Digest)).Value())
-		}
-		id, ok := p.blobIDs[d.Digest]
-		if !ok {
-			id = int32(len(p.blobIDs))
-			p.blobIDs[d.Digest] = id
-		}
-		pm.blobs = append(pm.blobs, Blob{MediaType: unique.Make(d.MediaType).Value(), Digest: d.Digest, Size: d.Size, ID: id})
+		p.sizes[id] = size
+		pm.blobs = append(pm.blobs, id)
 	}
 	return nil
 }

@@ -602,7 +602,7 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 		t.Errorf("NewPlan allocated %d MiB, want less than %d MiB (%d entries x %d KiB would be %d MiB)", alloc>>20, limit>>20, entries, wm.Descriptor.Size>>10, entries*wm.Descriptor.Size>>20)
 	}
 	for _, img := range plan.Images[1:] {
-		if &img.Manifests[0].Blobs[0] != &plan.Images[0].Manifests[0].Blobs[0] {
+		if &img.Manifests[0].BlobIDs[0] != &plan.Images[0].Manifests[0].BlobIDs[0] {
 			t.Fatalf("%s keeps its own copy of the manifest's blob list", img.Reference)
 		}
 	}
@@ -747,9 +747,11 @@ func indexEntry(d ocispec.Descriptor) ocispec.Descriptor {
 	return e
 }
 
-// TestPlanNumbersBlobs checks Blob.ID, by which the load keeps what it
-// knows of each blob: one number per distinct digest, the same wherever the
-// digest appears (layers shared by images, configs), all below Plan.Blobs.
+// TestPlanNumbersBlobs checks Manifest.BlobIDs, by which the plan keeps
+// the blobs of each manifest: the archive's numbers (below Plan.Blobs) of
+// its config and layers, in order, the same wherever a digest appears
+// (layers shared by images, configs); and Image.Size, the bytes of an
+// image's distinct blobs.
 func TestPlanNumbersBlobs(t *testing.T) {
 	w := writeArchive(t, archivetest.Sample(), archivetest.Options{})
 	ar, err := archive.Open(w.Path)
@@ -763,27 +765,55 @@ func TestPlanNumbersBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if plan.Blobs != ar.Blobs() {
+		t.Errorf("Plan.Blobs %d, the archive holds %d", plan.Blobs, ar.Blobs())
+	}
 	ids := map[digest.Digest]int32{}
-	digests := map[int32]digest.Digest{}
 	refs := 0
 	for _, img := range plan.Images {
+		var size int64
+		seen := map[digest.Digest]bool{}
 		for _, m := range img.Manifests {
-			for _, b := range m.Blobs {
+			body, err := ar.ReadBlob(m.Descriptor.Digest, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parsed ocispec.Manifest
+			if err := json.Unmarshal(body, &parsed); err != nil {
+				t.Fatal(err)
+			}
+			var want []ocispec.Descriptor // foreign layers are not stored
+			for _, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
+				if len(d.URLs) == 0 {
+					want = append(want, d)
+				}
+			}
+			if len(m.BlobIDs) != len(want) {
+				t.Fatalf("%s: %d blob numbers for %d blobs", m.Descriptor.Digest, len(m.BlobIDs), len(want))
+			}
+			for i, id := range m.BlobIDs {
 				refs++
-				if b.ID < 0 || int(b.ID) >= plan.Blobs {
-					t.Fatalf("blob %s has ID %d, want one in [0, %d)", b.Digest, b.ID, plan.Blobs)
+				if id < 0 || int(id) >= plan.Blobs {
+					t.Fatalf("blob %s has number %d, want one in [0, %d)", want[i].Digest, id, plan.Blobs)
 				}
-				if id, ok := ids[b.Digest]; ok && id != b.ID {
-					t.Errorf("blob %s has IDs %d and %d", b.Digest, id, b.ID)
+				if d, size := ar.Blob(id); d != want[i].Digest || size != want[i].Size {
+					t.Errorf("number %d is blob %s of %d bytes, want %s of %d", id, d, size, want[i].Digest, want[i].Size)
 				}
-				if d, ok := digests[b.ID]; ok && d != b.Digest {
-					t.Errorf("ID %d names %s and %s", b.ID, d, b.Digest)
+				if prev, ok := ids[want[i].Digest]; ok && prev != id {
+					t.Errorf("blob %s has numbers %d and %d", want[i].Digest, prev, id)
 				}
-				ids[b.Digest], digests[b.ID] = b.ID, b.Digest
+				ids[want[i].Digest] = id
+				if !seen[want[i].Digest] {
+					seen[want[i].Digest] = true
+					size += want[i].Size
+				}
 			}
 		}
+		if img.Size() != size {
+			t.Errorf("%s: Size %d, its distinct blobs hold %d", img.Reference, img.Size(), size)
+		}
 	}
-	if len(ids) != plan.Blobs || refs <= len(ids) {
-		t.Errorf("%d distinct blobs in %d references, Plan.Blobs %d; want Plan.Blobs distinct blobs, some shared", len(ids), refs, plan.Blobs)
+	if refs <= len(ids) {
+		t.Errorf("%d distinct blobs in %d references, want some shared", len(ids), refs)
 	}
 }

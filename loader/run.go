@@ -355,8 +355,7 @@ type runner struct {
 	stop  context.CancelCauseFunc
 
 	stopOnce   sync.Once
-	repos      sync.Map // name -> Repository
-	listedKept bool     // the registry keeps the manifests an index names
+	listedKept bool // the registry keeps the manifests an index names
 	sharing    map[*Image]tagSharing
 
 	mu     sync.Mutex
@@ -367,18 +366,6 @@ func (r *runner) debugf(format string, args ...any) {
 	if r.opts.Debug {
 		r.em.emit(Debug{Message: fmt.Sprintf(format, args...)})
 	}
-}
-
-func (r *runner) repository(name string) (Repository, error) {
-	if v, ok := r.repos.Load(name); ok {
-		return v.(Repository), nil
-	}
-	repo, err := r.reg.Repository(name)
-	if err != nil {
-		return nil, err
-	}
-	v, _ := r.repos.LoadOrStore(name, repo)
-	return v.(Repository), nil
 }
 
 // stopUnreachable stops the whole load, once, when the registry stopped
@@ -510,7 +497,9 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	if img.Err != nil {
 		return nil, fmt.Errorf("failed to load [%s]: %w", img.Source, img.Err)
 	}
-	repo, err := r.repository(img.Repository)
+	// A Repository is made for each image (and kept only while it
+	// loads): it keeps nothing that other images need.
+	repo, err := r.reg.Repository(img.Repository)
 	if err != nil {
 		return nil, err
 	}
@@ -579,8 +568,9 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 	fail := func(err error) (step, error) {
 		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
 	}
+	blobs := r.manifestBlobs(m)
 	present := func() {
-		for _, b := range m.Blobs {
+		for _, b := range blobs {
 			t.account(b, outcomePresent)
 		}
 	}
@@ -624,7 +614,7 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, b := range m.Blobs {
+	for _, b := range blobs {
 		g.Go(func() error {
 			if err := r.blobs.ensure(gctx, repo, b, t); err != nil {
 				return fmt.Errorf("blob %s: %w", b.Digest, err)
@@ -636,6 +626,16 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 		return fail(err)
 	}
 	return stepPush, nil
+}
+
+// manifestBlobs returns the blobs of a manifest, from their numbers.
+func (r *runner) manifestBlobs(m *Manifest) []Blob {
+	blobs := make([]Blob, len(m.BlobIDs))
+	for i, id := range m.BlobIDs {
+		blobs[i].Digest, blobs[i].Size = r.src.Blob(id)
+		blobs[i].ID = id
+	}
+	return blobs
 }
 
 // commit pushes the manifests of a prepared image, then its index.
@@ -757,7 +757,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if pushes == 0 {
-			r.pushedIndex(img, p, ir, desc, time.Since(pushStart))
+			r.pushedIndex(img, ir, desc, time.Since(pushStart))
 			return true, nil
 		}
 		if err := p.readTag(ctx, img); err != nil {
@@ -776,7 +776,6 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 // pushed is an index this load pushed, for settle.
 type pushed struct {
 	img    *Image
-	repo   Repository
 	ir     *ImageResult
 	digest digest.Digest
 	at     time.Time     // when the push was answered
@@ -784,10 +783,10 @@ type pushed struct {
 }
 
 // pushedIndex records an index for settle.
-func (r *runner) pushedIndex(img *Image, p *prepared, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
+func (r *runner) pushedIndex(img *Image, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pushed = append(r.pushed, pushed{img: img, repo: p.repo, ir: ir, digest: desc.Digest, at: time.Now(), took: took})
+	r.pushed = append(r.pushed, pushed{img: img, ir: ir, digest: desc.Digest, at: time.Now(), took: took})
 }
 
 // maxSettleWait bounds the wait of settle.
@@ -828,12 +827,16 @@ func (r *runner) settle(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer sem.Release(1)
-			got, err := pi.repo.ResolveManifest(ctx, pi.img.Tag)
+			repo, err := r.reg.Repository(pi.img.Repository)
+			if err != nil {
+				return // it was made before
+			}
+			got, err := repo.ResolveManifest(ctx, pi.img.Tag)
 			if err == nil && got.Digest == pi.digest || ctx.Err() != nil {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)
-			p := &prepared{repo: pi.repo}
+			p := &prepared{repo: repo}
 			err = p.readTag(ctx, pi.img)
 			if err == nil {
 				_, err = r.commitIndex(ctx, pi.img, p, pi.ir, 1)
@@ -897,7 +900,7 @@ func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, 
 // Hangar loads the entries of one destination one after the other: a step
 // whose merge changes nothing leaves the index as it is. changed reports
 // that the result differs from existing.
-func mergeSteps(existing *manifest.Existing, steps [][]ocispec.Descriptor, opts manifest.MergeOptions) (merged manifest.Result, changed bool, err error) {
+func mergeSteps(existing *manifest.Existing, steps [][]*ocispec.Descriptor, opts manifest.MergeOptions) (merged manifest.Result, changed bool, err error) {
 	if len(steps) == 0 {
 		if existing == nil {
 			return manifest.Result{}, false, manifest.ErrEmpty
@@ -905,8 +908,13 @@ func mergeSteps(existing *manifest.Existing, steps [][]ocispec.Descriptor, opts 
 		return manifest.Result{}, false, nil
 	}
 	cur := existing
+	var entries []ocispec.Descriptor
 	for _, step := range steps {
-		res, err := manifest.Merge(cur, step, opts)
+		entries = entries[:0]
+		for _, d := range step {
+			entries = append(entries, *d)
+		}
+		res, err := manifest.Merge(cur, entries, opts)
 		if err != nil {
 			return manifest.Result{}, false, err
 		}

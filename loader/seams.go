@@ -19,9 +19,13 @@ type Source interface {
 	// Entries calls fn with each entry of the archive's index.json, in
 	// order, stopping at (and returning) fn's first error.
 	Entries(fn func(archive.Image) error) error
-	// Size returns the stored size of a blob (archive.ErrBlobNotFound when
-	// the archive lacks it).
-	Size(d digest.Digest) (int64, error)
+	// Stat returns the stored size of a blob and its number, below Blobs
+	// (archive.ErrBlobNotFound when the archive lacks it).
+	Stat(d digest.Digest) (id int32, size int64, err error)
+	// Blobs returns the number of distinct blobs of the archive.
+	Blobs() int
+	// Blob returns the digest and size of blob number id.
+	Blob(id int32) (digest.Digest, int64)
 	// ReadBlob reads a whole blob of at most limit bytes.
 	ReadBlob(d digest.Digest, limit int64) ([]byte, error)
 	// Open returns a verified stream of a blob's bytes.

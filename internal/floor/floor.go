@@ -283,9 +283,10 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", img.Source, err)
 			}
-			blobs := make([]ocispec.Descriptor, len(m.Blobs))
-			for i, b := range m.Blobs {
-				blobs[i] = b.Descriptor()
+			blobs := make([]ocispec.Descriptor, len(m.BlobIDs))
+			for i, id := range m.BlobIDs {
+				d, size := src.Blob(id)
+				blobs[i] = loader.Blob{Digest: d, Size: size, ID: id}.Descriptor()
 			}
 			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: blobs})
 			descs = append(descs, m.Descriptor)
