@@ -26,7 +26,7 @@ func ListDirectory(r io.ReaderAt, size int64) ([]DirEntry, error) {
 		return nil, err
 	}
 	var list []DirEntry
-	err = d.each(func(name []byte, e *zipEntry) {
+	err = d.each(func(name []byte, e *zipEntry, _ int64) {
 		off, err := dataOffset(r, e)
 		list = append(list, DirEntry{string(name), e.header, e.csize, e.usize, e.crc, e.method, off, err})
 	})

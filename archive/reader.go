@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"compress/flate"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,35 +38,28 @@ const (
 type Reader struct {
 	f     *os.File
 	size  int64
-	blobs []blobEntry // share/sha256/<hex> entries, sorted by digest, the first of each name
-	// packed holds, by position in blobs, what the entries not stored as
-	// they are (Hangar stores every one) have besides: their method and
-	// compressed size.
-	packed map[int32]packedEntry
-	index  zipEntry // index.json
+	blobs []blobRef // share/sha256/<hex> entries, sorted by digest, the first of each name
+	index zipEntry  // index.json
+	// base is the offset of the archive in the file (data before it, as
+	// in a self-extracting archive).
+	base int64
 }
 
-// blobEntry is the zip entry of the blob whose sha256 is sum, stored (see
-// Reader.packed for the others): 48 bytes.
-type blobEntry struct {
-	sum    [sha256.Size]byte
-	header int64  // offset of the local file header
-	usize  uint64 // uncompressed size
-}
-
-// packedEntry is what a blob entry that is compressed, or whose stored
-// sizes disagree, has besides its blobEntry.
-type packedEntry struct {
-	csize  uint64
-	method uint16
+// blobRef is what the reader keeps of the zip entry of a blob: 16 bytes,
+// the first 8 of its sha256 (big-endian: they sort as the digest does) and
+// where its central directory record is. The rest (the whole name, the
+// sizes, where the data is) is read from the record when the blob is
+// looked up, so that an archive of many blobs costs little memory.
+type blobRef struct {
+	prefix uint64
+	record int64
 }
 
 // scannedBlob is a blob entry as the directory gives it.
 type scannedBlob struct {
-	blobEntry
-	csize  uint64
+	sum    [sha256.Size]byte
+	record int64
 	seq    uint32 // position among the blob entries (the first of a name wins)
-	method uint16
 }
 
 // Open opens the archive at path, indexes its central directory, and reads,
@@ -156,7 +150,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 	if dir.unsafeName != nil {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
-	r := &Reader{f: f, size: size, blobs: dir.blobs, packed: dir.packed}
+	r := &Reader{f: f, size: size, blobs: dir.blobs, base: dir.base}
 	if err := r.checkIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -166,8 +160,8 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 
 // scannedDirectory is what Open keeps of the central directory.
 type scannedDirectory struct {
-	blobs      []blobEntry // sorted by digest, the first entry of each
-	packed     map[int32]packedEntry
+	blobs      []blobRef // sorted by digest, the first entry of each
+	base       int64     // of the archive in the file
 	index      *zipEntry // the first index.json, if any
 	unsafeName []byte    // the first name that is not a local path, if any
 }
@@ -182,7 +176,8 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 	}
 	s := &scannedDirectory{}
 	scanned := make([]scannedBlob, 0, dir.sizeHint(1<<18))
-	err = dir.each(func(name []byte, e *zipEntry) {
+	s.base = dir.baseOffset
+	err = dir.each(func(name []byte, e *zipEntry, record int64) {
 		switch {
 		case !isLocalName(name):
 			if s.unsafeName == nil {
@@ -194,7 +189,7 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 			}
 		case bytes.HasPrefix(name, blobPrefix):
 			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(scanned) < math.MaxInt32 {
-				scanned = append(scanned, scannedBlob{blobEntry: blobEntry{sum: sum, header: e.header, usize: e.usize}, csize: e.csize, seq: uint32(len(scanned)), method: e.method})
+				scanned = append(scanned, scannedBlob{sum: sum, record: record, seq: uint32(len(scanned))})
 			}
 		}
 	})
@@ -210,15 +205,9 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 		return cmp.Compare(a.seq, b.seq)
 	})
 	scanned = slices.CompactFunc(scanned, func(a, b scannedBlob) bool { return a.sum == b.sum })
-	s.blobs = make([]blobEntry, len(scanned))
+	s.blobs = make([]blobRef, len(scanned))
 	for i, b := range scanned {
-		s.blobs[i] = b.blobEntry
-		if b.method != zip.Store || b.csize != b.usize {
-			if s.packed == nil {
-				s.packed = map[int32]packedEntry{}
-			}
-			s.packed[int32(i)] = packedEntry{csize: b.csize, method: b.method}
-		}
+		s.blobs[i] = blobRef{prefix: binary.BigEndian.Uint64(b.sum[:]), record: b.record}
 	}
 	return s, nil
 }
@@ -389,52 +378,81 @@ func (r *Reader) Entries(fn func(Image) error) error {
 	return err
 }
 
-// blobIndex returns the position in r.blobs of the blob with digest d.
-func (r *Reader) blobIndex(d digest.Digest) (int, error) {
+// blob finds the blob with digest d: its position in r.blobs and its zip
+// entry, read from its central directory record.
+func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 	alg, enc, ok := strings.Cut(string(d), ":")
 	if !ok || alg == "" || enc == "" {
-		return 0, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
+		return 0, zipEntry{}, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
 	if alg != string(digest.SHA256) {
-		return 0, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
+		return 0, zipEntry{}, fmt.Errorf("blob %s: %w %s: only sha256 is supported", quoteShort(string(d)), ErrUnsupportedDigest, quoteShort(alg))
 	}
 	if !digestcheck.IsSHA256Hex(enc) {
-		return 0, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
+		return 0, zipEntry{}, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
 	}
 	sum, ok := decodeSum(enc)
 	if !ok {
-		return 0, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
+		return 0, zipEntry{}, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
-	i, found := slices.BinarySearchFunc(r.blobs, sum, func(e blobEntry, sum [sha256.Size]byte) int { return bytes.Compare(e.sum[:], sum[:]) })
-	if !found {
-		return 0, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
+	prefix := binary.BigEndian.Uint64(sum[:])
+	// Digests that share their first 8 bytes are next to each other;
+	// each is told by the name in its record.
+	i, _ := slices.BinarySearchFunc(r.blobs, prefix, func(b blobRef, p uint64) int { return cmp.Compare(b.prefix, p) })
+	for ; i < len(r.blobs) && r.blobs[i].prefix == prefix; i++ {
+		e, got, err := r.record(i, d)
+		if err != nil {
+			return 0, zipEntry{}, err
+		}
+		if got == sum {
+			return i, e, nil
+		}
 	}
-	if e := &r.blobs[i]; e.usize > math.MaxInt64 {
-		return 0, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", e.usize)}
+	return 0, zipEntry{}, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
+}
+
+// record reads the zip entry of r.blobs[i] from its central directory
+// record, and the sha256 its name gives; d names the blob looked up, for
+// errors.
+func (r *Reader) record(i int, d digest.Digest) (zipEntry, [sha256.Size]byte, error) {
+	var e zipEntry
+	sum, ok, err := readBlobRecord(r.f, r.size, r.blobs[i].record, r.base, &e)
+	if err != nil {
+		return e, sum, &corruptError{d: d, reason: "its central directory record cannot be read again (has the archive changed?)", err: err}
 	}
-	return i, nil
+	if !ok || binary.BigEndian.Uint64(sum[:]) != r.blobs[i].prefix {
+		return e, sum, &corruptError{d: d, reason: "its central directory record names another entry now (has the archive changed?)"}
+	}
+	if e.usize > math.MaxInt64 {
+		return e, sum, &corruptError{d: d, reason: fmt.Sprintf("entry size %d is out of range", e.usize)}
+	}
+	return e, sum, nil
 }
 
 // Stat returns the size of the blob with digest d and its number: its
 // place among the archive's blobs, from 0 to Blobs()-1, the same in every
-// call. The error wraps ErrBlobNotFound, ErrUnsupportedDigest or
-// ErrInvalidDigest. A load keeps what it knows of a blob by its number.
+// call. The error wraps ErrBlobNotFound, ErrUnsupportedDigest,
+// ErrInvalidDigest or, when the archive cannot be read, ErrDigestMismatch.
+// A load keeps what it knows of a blob by its number.
 func (r *Reader) Stat(d digest.Digest) (id int32, size int64, err error) {
-	i, err := r.blobIndex(d)
+	i, e, err := r.blob(d)
 	if err != nil {
 		return 0, 0, err
 	}
-	return int32(i), int64(r.blobs[i].usize), nil
+	return int32(i), int64(e.usize), nil
 }
 
 // Blobs returns the number of distinct blobs in the archive.
 func (r *Reader) Blobs() int { return len(r.blobs) }
 
 // Blob returns the digest and size of blob number id (see Stat); id must
-// be below Blobs().
-func (r *Reader) Blob(id int32) (digest.Digest, int64) {
-	e := &r.blobs[id]
-	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(e.sum[:])), int64(e.usize)
+// be below Blobs(). The error is that of an archive that cannot be read.
+func (r *Reader) Blob(id int32) (digest.Digest, int64, error) {
+	e, sum, err := r.record(int(id), "")
+	if err != nil {
+		return "", 0, fmt.Errorf("blob number %d: %w", id, err)
+	}
+	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum[:])), int64(e.usize), nil
 }
 
 // Size returns the size in bytes of the blob with digest d, or an error
@@ -457,32 +475,33 @@ func (r *Reader) Size(d digest.Digest) (int64, error) {
 // sticky. Stored entries are read in place from the archive file, with no
 // lock; deflated entries through a deflate decompressor.
 func (r *Reader) Open(d digest.Digest) (io.ReadCloser, error) {
-	i, err := r.blobIndex(d)
+	_, e, err := r.blob(d)
 	if err != nil {
 		return nil, err
 	}
-	e := &r.blobs[i]
-	p, ok := r.packed[int32(i)]
-	if !ok {
-		p = packedEntry{csize: e.usize, method: zip.Store}
+	return r.open(d, &e)
+}
+
+// open returns a verified reader of blob d, whose zip entry is e.
+func (r *Reader) open(d digest.Digest, e *zipEntry) (io.ReadCloser, error) {
+	if e.method == zip.Store && e.csize != e.usize {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", e.csize, e.usize)}
 	}
-	if p.method == zip.Store && p.csize != e.usize {
-		return nil, &corruptError{d: d, reason: fmt.Sprintf("stored entry sizes disagree (%d and %d bytes)", p.csize, e.usize)}
+	if e.method == zip.Deflate && e.usize > maxInflated(e.csize) {
+		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, e.csize)}
 	}
-	if p.method == zip.Deflate && e.usize > maxInflated(p.csize) {
-		return nil, &corruptError{d: d, reason: fmt.Sprintf("deflated entry claims %d bytes from %d compressed bytes", e.usize, p.csize)}
-	}
-	rd, c, err := openEntry(r.f, r.size, &zipEntry{header: e.header, csize: p.csize, usize: e.usize, method: p.method})
+	rd, c, err := openEntry(r.f, r.size, e)
 	switch {
 	case err == nil:
 	case errors.Is(err, zip.ErrAlgorithm):
-		return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, p.method, err)
+		return nil, fmt.Errorf("blob %s: zip entry method %d: %w", d, e.method, err)
 	case errors.Is(err, errPastEnd):
 		return nil, &corruptError{d: d, reason: err.Error()}
 	default:
 		return nil, &corruptError{d: d, reason: "bad entry header", err: err}
 	}
-	return &blobReader{r: rd, c: c, d: d, want: e.sum, size: int64(e.usize), h: sha256.New()}, nil
+	want, _ := decodeSum(d.Encoded())
+	return &blobReader{r: rd, c: c, d: d, want: want, size: int64(e.usize), h: sha256.New()}, nil
 }
 
 // maxInflated returns the most bytes that csize bytes of deflate data can
@@ -503,14 +522,15 @@ func maxInflated(csize uint64) uint64 {
 // than its compressed bytes can hold is refused as corrupt
 // (ErrDigestMismatch) before anything is allocated.
 func (r *Reader) ReadBlob(d digest.Digest, limit int64) ([]byte, error) {
-	size, err := r.Size(d)
+	_, e, err := r.blob(d)
 	if err != nil {
 		return nil, err
 	}
+	size := int64(e.usize)
 	if size > limit {
 		return nil, fmt.Errorf("blob %s: %w: %d bytes, the limit is %d", d, ErrBlobTooLarge, size, limit)
 	}
-	rc, err := r.Open(d)
+	rc, err := r.open(d, &e)
 	if err != nil {
 		return nil, err
 	}
@@ -539,6 +559,9 @@ type corruptError struct {
 
 func (e *corruptError) Error() string {
 	msg := fmt.Sprintf("blob %s in archive is corrupt: %s", e.d, e.reason)
+	if e.d == "" {
+		msg = "blob in archive is corrupt: " + e.reason
+	}
 	if e.err != nil {
 		msg += ": " + e.err.Error()
 	}

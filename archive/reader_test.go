@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -180,8 +182,8 @@ func TestGenerated(t *testing.T) {
 					t.Errorf("blobs %s and %s have number %d", other, d, id)
 				}
 				ids[id] = d
-				if gotD, got := r.Blob(id); gotD != d || got != size {
-					t.Errorf("Blob(%d) = %s, %d, want %s, %d", id, gotD, got, d, size)
+				if gotD, got, err := r.Blob(id); err != nil || gotD != d || got != size {
+					t.Errorf("Blob(%d) = %s, %d, %v, want %s, %d", id, gotD, got, err, d, size)
 				}
 			}
 			if r.Blobs() != len(w.Blobs) {
@@ -786,4 +788,134 @@ func TestPlatformConfig(t *testing.T) {
 	if att.Annotations["vnd.docker.reference.digest"] != string(item.Images[0].Digest) {
 		t.Errorf("attestation annotations = %v", att.Annotations)
 	}
+}
+
+// TestBlobLookups covers what the reader reads again from the central
+// directory when a blob is looked up (it keeps 8 bytes of each digest and
+// where the blob's record is): digests that share those 8 bytes, an
+// archive after other data in its file, and an archive that changed after
+// Open, which gives errors, not wrong answers.
+func TestBlobLookups(t *testing.T) {
+	// Three names with the same first 16 hex digits; their data need not
+	// match them for lookups (reading them fails the digest check).
+	same := strings.Repeat("ab", 8)
+	name := func(i int) digest.Digest {
+		return digest.NewDigestFromEncoded(digest.SHA256, same+strings.Repeat(fmt.Sprintf("%x", i), 48))
+	}
+	twins := []archivetest.Entry{
+		{Name: blobName(name(1)), Data: []byte("one")},
+		{Name: blobName(name(2)), Data: []byte("second")},
+	}
+	check := func(t *testing.T, r *archive.Reader, want map[digest.Digest]int64) {
+		t.Helper()
+		seen := map[int32]digest.Digest{}
+		for d, size := range want {
+			id, got, err := r.Stat(d)
+			if err != nil || got != size {
+				t.Fatalf("Stat(%s) = %d, %d, %v, want %d bytes", d, id, got, err, size)
+			}
+			if other, ok := seen[id]; ok {
+				t.Fatalf("%s and %s have number %d", other, d, id)
+			}
+			seen[id] = d
+			if gotD, got, err := r.Blob(id); err != nil || gotD != d || got != size {
+				t.Fatalf("Blob(%d) = %s, %d, %v, want %s, %d", id, gotD, got, err, d, size)
+			}
+		}
+	}
+	t.Run("shared prefix", func(t *testing.T) {
+		w := write(t, archivetest.Sample(), archivetest.Options{Extra: twins})
+		r := open(t, w.Path)
+		want := maps.Clone(w.Blobs)
+		want[name(1)], want[name(2)] = 3, 6
+		check(t, r, want)
+		if _, _, err := r.Stat(name(3)); !errors.Is(err, archive.ErrBlobNotFound) {
+			t.Errorf("Stat of a third digest with that prefix: %v, want ErrBlobNotFound", err)
+		}
+	})
+	t.Run("data before the archive", func(t *testing.T) {
+		w := write(t, archivetest.Sample(), archivetest.Options{})
+		data, err := os.ReadFile(w.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "sfx.zip")
+		if err := os.WriteFile(path, append(bytes.Repeat([]byte{'#'}, 1000), data...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := open(t, path)
+		check(t, r, w.Blobs)
+		for d, size := range w.Blobs {
+			if got, err := readAll(r, d); err != nil || int64(len(got)) != size {
+				t.Fatalf("blob %s: %d bytes, %v", d, len(got), err)
+			}
+		}
+	})
+	t.Run("long records", func(t *testing.T) {
+		// A comment makes every record longer than one read of it.
+		w := write(t, archivetest.Sample(), archivetest.Options{})
+		zr, err := zip.OpenReader(w.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		path := filepath.Join(t.TempDir(), "comments.zip")
+		out, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw := zip.NewWriter(out)
+		for _, f := range zr.File {
+			f.Comment = strings.Repeat("c", 400)
+			if err := zw.Copy(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r := open(t, path)
+		check(t, r, w.Blobs)
+		for d, size := range w.Blobs {
+			if got, err := readAll(r, d); err != nil || int64(len(got)) != size {
+				t.Fatalf("blob %s: %d bytes, %v", d, len(got), err)
+			}
+		}
+	})
+	t.Run("changed after Open", func(t *testing.T) {
+		w := write(t, archivetest.Sample(), archivetest.Options{})
+		r := open(t, w.Path)
+		var d digest.Digest
+		for d = range w.Blobs {
+			break
+		}
+		id, _, err := r.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Rewrite the file with every byte of its directory changed.
+		data, err := os.ReadFile(w.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := bytes.Index(data, []byte{'P', 'K', 1, 2})
+		for i := dir; i < len(data); i++ {
+			data[i] ^= 0x5a
+		}
+		if err := os.WriteFile(w.Path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Stat(d); !errors.Is(err, archive.ErrDigestMismatch) || !strings.Contains(err.Error(), "has the archive changed?") {
+			t.Errorf("Stat after the change: %v, want a corrupt-archive error", err)
+		}
+		if _, _, err := r.Blob(id); !errors.Is(err, archive.ErrDigestMismatch) {
+			t.Errorf("Blob after the change: %v, want a corrupt-archive error", err)
+		}
+		if _, err := r.Open(d); !errors.Is(err, archive.ErrDigestMismatch) {
+			t.Errorf("Open after the change: %v, want a corrupt-archive error", err)
+		}
+	})
 }

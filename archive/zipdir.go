@@ -3,7 +3,9 @@ package archive
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"compress/flate"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -83,7 +85,9 @@ func (d *directory) sizeHint(max int) int {
 // directory, in order. name is only valid during the call. Errors are those
 // of zip.NewReader (zip.ErrFormat, io.ErrUnexpectedEOF, read errors); fn has
 // then seen only some records.
-func (d *directory) each(fn func(name []byte, e *zipEntry)) error {
+//
+// fn also gets the offset in the file of the record, for readBlobRecord.
+func (d *directory) each(fn func(name []byte, e *zipEntry, record int64)) error {
 	rs := io.NewSectionReader(d.r, 0, d.size)
 	if _, err := rs.Seek(d.baseOffset+d.dirOffset, io.SeekStart); err != nil {
 		return err
@@ -95,19 +99,22 @@ func (d *directory) each(fn func(name []byte, e *zipEntry)) error {
 		scratch = make([]byte, 1024)
 		n       uint64
 		err     error
+		record  = d.baseOffset + d.dirOffset
+		size    int
 	)
 	// As archive/zip: the record count is truncated to 16 bits in
 	// archives that are not zip64, so records are read up to the first
 	// bad one, and the count is compared modulo 65536.
 	for {
-		if name, scratch, err = readDirectoryHeader(buf, &e, scratch); err != nil {
+		if name, scratch, size, err = readDirectoryHeader(buf, &e, scratch); err != nil {
 			if err == zip.ErrFormat || err == io.ErrUnexpectedEOF {
 				break
 			}
 			return err
 		}
 		e.header += d.baseOffset
-		fn(name, &e)
+		fn(name, &e, record)
+		record += int64(size)
 		n++
 	}
 	if uint16(n) != uint16(d.records) {
@@ -117,18 +124,19 @@ func (d *directory) each(fn func(name []byte, e *zipEntry)) error {
 }
 
 // readDirectoryHeader reads one central directory record into e and returns
-// its name. The record is read into buf, grown if needed (and returned).
-func readDirectoryHeader(r io.Reader, e *zipEntry, buf []byte) (name, _ []byte, err error) {
+// its name and its size in bytes. The record is read into buf, grown if
+// needed (and returned).
+func readDirectoryHeader(r io.Reader, e *zipEntry, buf []byte) (name, _ []byte, size int, err error) {
 	if cap(buf) < directoryHeaderLen {
 		buf = make([]byte, directoryHeaderLen)
 	}
 	h := buf[:directoryHeaderLen]
 	if _, err := io.ReadFull(r, h); err != nil {
-		return nil, buf, err
+		return nil, buf, 0, err
 	}
 	le := binary.LittleEndian
 	if le.Uint32(h[0:]) != directoryHeaderSig {
-		return nil, buf, zip.ErrFormat
+		return nil, buf, 0, zip.ErrFormat
 	}
 	e.method = le.Uint16(h[10:])
 	e.crc = le.Uint32(h[16:])
@@ -143,7 +151,7 @@ func readDirectoryHeader(r io.Reader, e *zipEntry, buf []byte) (name, _ []byte, 
 		buf = make([]byte, rest)
 	}
 	if _, err := io.ReadFull(r, buf[:rest]); err != nil {
-		return nil, buf, err
+		return nil, buf, 0, err
 	}
 	// Sizes and offset saturated at 2^32-1 are in the zip64 extra field.
 	needUSize := usize == math.MaxUint32
@@ -163,21 +171,21 @@ func readDirectoryHeader(r io.Reader, e *zipEntry, buf []byte) (name, _ []byte, 
 		if needUSize {
 			needUSize = false
 			if len(field) < 8 {
-				return nil, buf, zip.ErrFormat
+				return nil, buf, 0, zip.ErrFormat
 			}
 			e.usize, field = le.Uint64(field), field[8:]
 		}
 		if needCSize {
 			needCSize = false
 			if len(field) < 8 {
-				return nil, buf, zip.ErrFormat
+				return nil, buf, 0, zip.ErrFormat
 			}
 			e.csize, field = le.Uint64(field), field[8:]
 		}
 		if needOffset {
 			needOffset = false
 			if len(field) < 8 {
-				return nil, buf, zip.ErrFormat
+				return nil, buf, 0, zip.ErrFormat
 			}
 			e.header = int64(le.Uint64(field))
 		}
@@ -185,10 +193,54 @@ func readDirectoryHeader(r io.Reader, e *zipEntry, buf []byte) (name, _ []byte, 
 	// An uncompressed size of 2^32-1 without zip64 is accepted, as
 	// archive/zip does (old archives split in the largest chunks).
 	if needCSize || needOffset {
-		return nil, buf, zip.ErrFormat
+		return nil, buf, 0, zip.ErrFormat
 	}
-	return buf[:nameLen], buf, nil
+	return buf[:nameLen], buf, directoryHeaderLen + rest, nil
 }
+
+// readBlobRecord reads the central directory record at offset record of
+// the file of size bytes (as each gave it) of an archive that starts at
+// baseOffset, into e, and returns the sha256 its name gives (ok false when
+// the name is not a blob's).
+func readBlobRecord(r io.ReaderAt, size, record, baseOffset int64, e *zipEntry) (sum [sha256.Size]byte, ok bool, err error) {
+	if record < 0 || record >= size {
+		return sum, false, zip.ErrFormat
+	}
+	rb := recordBufs.Get().(*recordBuf)
+	defer recordBufs.Put(rb)
+	n, err := r.ReadAt(rb.buf[:min(int64(len(rb.buf)), size-record)], record)
+	if n < directoryHeaderLen {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return sum, false, err
+	}
+	rb.br.Reset(rb.buf[:n])
+	var rd io.Reader = &rb.br
+	le := binary.LittleEndian
+	if directoryHeaderLen+int(le.Uint16(rb.buf[28:]))+int(le.Uint16(rb.buf[30:]))+int(le.Uint16(rb.buf[32:])) > n {
+		rd = io.MultiReader(&rb.br, io.NewSectionReader(r, record+int64(n), size-record-int64(n)))
+	}
+	name, _, _, err := readDirectoryHeader(rd, e, rb.scratch[:])
+	if err != nil {
+		return sum, false, err
+	}
+	e.header += baseOffset
+	if hex, found := bytes.CutPrefix(name, blobPrefix); found {
+		sum, ok = decodeSum(hex)
+	}
+	return sum, ok, nil
+}
+
+// recordBuf is the memory of a readBlobRecord: one read takes a blob's
+// record whole (46 bytes, its 77-byte name, a zip64 extra field) in all
+// but odd archives.
+type recordBuf struct {
+	buf, scratch [256]byte
+	br           bytes.Reader
+}
+
+var recordBufs = sync.Pool{New: func() any { return new(recordBuf) }}
 
 // readDirectoryEnd finds the end of central directory record (zip64 or
 // not) and returns the directory it describes.
@@ -242,7 +294,7 @@ func readDirectoryEnd(r io.ReaderAt, size int64) (*directory, error) {
 	// record is found without it.
 	if baseOffset > 0 {
 		var e zipEntry
-		if _, _, err := readDirectoryHeader(io.NewSectionReader(r, dirOffset, size-dirOffset), &e, nil); err == nil {
+		if _, _, _, err := readDirectoryHeader(io.NewSectionReader(r, dirOffset, size-dirOffset), &e, nil); err == nil {
 			baseOffset = 0
 		}
 	}

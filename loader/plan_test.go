@@ -796,8 +796,8 @@ func TestPlanNumbersBlobs(t *testing.T) {
 				if id < 0 || int(id) >= plan.Blobs {
 					t.Fatalf("blob %s has number %d, want one in [0, %d)", want[i].Digest, id, plan.Blobs)
 				}
-				if d, size := ar.Blob(id); d != want[i].Digest || size != want[i].Size {
-					t.Errorf("number %d is blob %s of %d bytes, want %s of %d", id, d, size, want[i].Digest, want[i].Size)
+				if d, size, err := ar.Blob(id); err != nil || d != want[i].Digest || size != want[i].Size {
+					t.Errorf("number %d is blob %s of %d bytes (%v), want %s of %d", id, d, size, err, want[i].Digest, want[i].Size)
 				}
 				if prev, ok := ids[want[i].Digest]; ok && prev != id {
 					t.Errorf("blob %s has numbers %d and %d", want[i].Digest, prev, id)

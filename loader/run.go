@@ -568,7 +568,10 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 	fail := func(err error) (step, error) {
 		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
 	}
-	blobs := r.manifestBlobs(m)
+	blobs, err := r.manifestBlobs(m)
+	if err != nil {
+		return fail(err)
+	}
 	present := func() {
 		for _, b := range blobs {
 			t.account(b, outcomePresent)
@@ -629,13 +632,16 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 }
 
 // manifestBlobs returns the blobs of a manifest, from their numbers.
-func (r *runner) manifestBlobs(m *Manifest) []Blob {
+func (r *runner) manifestBlobs(m *Manifest) ([]Blob, error) {
 	blobs := make([]Blob, len(m.BlobIDs))
 	for i, id := range m.BlobIDs {
-		blobs[i].Digest, blobs[i].Size = r.src.Blob(id)
+		var err error
+		if blobs[i].Digest, blobs[i].Size, err = r.src.Blob(id); err != nil {
+			return nil, err
+		}
 		blobs[i].ID = id
 	}
-	return blobs
+	return blobs, nil
 }
 
 // commit pushes the manifests of a prepared image, then its index.

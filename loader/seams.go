@@ -25,7 +25,7 @@ type Source interface {
 	// Blobs returns the number of distinct blobs of the archive.
 	Blobs() int
 	// Blob returns the digest and size of blob number id.
-	Blob(id int32) (digest.Digest, int64)
+	Blob(id int32) (digest.Digest, int64, error)
 	// ReadBlob reads a whole blob of at most limit bytes.
 	ReadBlob(d digest.Digest, limit int64) ([]byte, error)
 	// Open returns a verified stream of a blob's bytes.

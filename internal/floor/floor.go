@@ -285,7 +285,10 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 			}
 			blobs := make([]ocispec.Descriptor, len(m.BlobIDs))
 			for i, id := range m.BlobIDs {
-				d, size := src.Blob(id)
+				d, size, err := src.Blob(id)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", img.Source, err)
+				}
 				blobs[i] = loader.Blob{Digest: d, Size: size, ID: id}.Descriptor()
 			}
 			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: blobs})
