@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,9 +101,10 @@ type Image struct {
 	// Manifests are the manifests to push, distinct, in archive order.
 	Manifests []*Manifest
 	// Steps are the index entries of each archive entry of the image, in
-	// order (one step per entry); an entry is the Descriptor of a
-	// Manifest, shared (not to be modified).
-	Steps [][]*ocispec.Descriptor
+	// order (one step per entry), as the Manifests whose Descriptor they
+	// are (an entry that names a manifest again has its own Manifest here,
+	// with its own annotations).
+	Steps [][]*Manifest
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
@@ -114,12 +117,11 @@ type Image struct {
 	size int64 // of the distinct blobs of the manifests
 }
 
-// Manifest is one manifest to push with its blobs.
+// Manifest is one manifest to push with its blobs. A plan holds every
+// manifest it loads, so a Manifest keeps its index entry in parts (digest
+// as bytes, platform shared, an attestation's annotations as the manifest
+// they name) and makes it on demand (Descriptor).
 type Manifest struct {
-	// Descriptor is the manifest's entry in the image index (platform and
-	// annotations from the archive item, shared with other manifests and
-	// the archive's index: not to be modified).
-	Descriptor ocispec.Descriptor
 	// BlobIDs are the numbers (Source.Stat) of the config and the stored
 	// layers (foreign layers with URLs are not stored and not pushed);
 	// shared by every Manifest of the same digest. A plan keeps blobs by
@@ -130,6 +132,52 @@ type Manifest struct {
 	Tag string
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
+
+	sum       [sha256.Size]byte
+	size      int64
+	mediaType string
+	platform  *ocispec.Platform // shared with every equal one of the plan
+	// annotations are the archive item's (shared with the archive's
+	// index), or nil when subject stands for them.
+	annotations map[string]string
+	// subject is set for an attestation whose annotations are exactly
+	// BuildKit's two, naming this manifest of the same image.
+	subject *Manifest
+}
+
+// Digest returns the manifest's digest.
+func (m *Manifest) Digest() digest.Digest {
+	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(m.sum[:]))
+}
+
+// Descriptor returns the manifest's entry in the image index: media type,
+// digest and size, platform and annotations from the archive item. The
+// platform and annotations may be shared: not to be modified.
+func (m *Manifest) Descriptor() ocispec.Descriptor {
+	desc := ocispec.Descriptor{MediaType: m.mediaType, Digest: m.Digest(), Size: m.size, Platform: m.platform, Annotations: m.annotations}
+	if m.subject != nil {
+		desc.Annotations = map[string]string{
+			manifest.AnnotationReferenceDigest: m.subject.Digest().String(),
+			manifest.AnnotationReferenceType:   manifest.AttestationManifest,
+		}
+	}
+	return desc
+}
+
+// is reports whether the manifest's digest is d.
+func (m *Manifest) is(d digest.Digest) bool {
+	sum, ok := sha256Sum(d)
+	return ok && sum == m.sum
+}
+
+// sha256Sum returns the bytes of a sha256 digest.
+func sha256Sum(d digest.Digest) (sum [sha256.Size]byte, ok bool) {
+	enc, found := strings.CutPrefix(string(d), "sha256:")
+	if !found || !digestcheck.IsSHA256Hex(enc) {
+		return sum, false
+	}
+	_, err := hex.Decode(sum[:], []byte(enc))
+	return sum, err == nil
 }
 
 // Blob is a blob of a manifest being loaded: what its transfer needs.
@@ -407,7 +455,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 			pass[m.Digest] = true
 		}
 	}
-	var step []*ocispec.Descriptor
+	var step []*Manifest
 	for _, item := range e.Images {
 		if item.Digest == "" {
 			img.Notes = append(img.Notes, fmt.Sprintf("Skip invalid image [%s] [%s] [%s]", e.Ref(), item.Arch, item.OS))
@@ -433,7 +481,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 			img.Notes = append(img.Notes, note)
 			continue
 		}
-		step = append(step, &m.Descriptor)
+		step = append(step, m)
 		if i := indexOfDigest(img.Manifests, item.Digest); i >= 0 {
 			// The same manifest again: pushed once; the later entry
 			// claims its tag.
@@ -454,7 +502,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 
 func indexOfDigest(ms []*Manifest, d digest.Digest) int {
 	for i, m := range ms {
-		if m.Descriptor.Digest == d {
+		if m.is(d) {
 			return i
 		}
 	}
@@ -469,11 +517,8 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	if err != nil {
 		return nil, "", err
 	}
-	m := &Manifest{
-		Descriptor:  p.descriptor(pm, item),
-		BlobIDs:     pm.blobs,
-		Attestation: att,
-	}
+	m := &Manifest{BlobIDs: pm.blobs, Attestation: att}
+	p.describe(m, img, pm, item)
 	if pm.chart {
 		img.SkipIndex = true
 		m.Tag = img.Tag
@@ -491,7 +536,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	case !allowed(p.opts.Arch, platform.Architecture) || !allowed(p.opts.OS, platform.OS):
 		return nil, fmt.Sprintf("Skip loading manifest %s of [%s]: its config platform %s/%s is not selected", item.Digest, e.Ref(), platform.OS, platform.Architecture), nil
 	default:
-		m.Tag = manifest.PlatformTag(img.Tag, platform, m.Descriptor)
+		m.Tag = manifest.PlatformTag(img.Tag, platform, m.Descriptor())
 	}
 	if img.Tag == "" || !p.opts.PlatformTags {
 		m.Tag = ""
@@ -504,23 +549,30 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	return m, "", nil
 }
 
-// descriptor returns the index entry of an item's manifest, as
-// manifest.Descriptor does, but sharing rather than copying: the platform
-// with every equal one of the plan, the annotations with the archive's
-// index (neither is modified).
-func (p *planner) descriptor(pm *parsedManifest, item archive.Manifest) ocispec.Descriptor {
-	desc := ocispec.Descriptor{MediaType: pm.mediaType, Digest: item.Digest, Size: pm.size}
+// describe sets the index entry of an item's manifest, as
+// manifest.Descriptor makes it, but sharing rather than copying: the
+// platform with every equal one of the plan, the annotations with the
+// archive's index (neither is modified), or, for an attestation with
+// BuildKit's two annotations naming a manifest of img, that manifest.
+func (p *planner) describe(m *Manifest, img *Image, pm *parsedManifest, item archive.Manifest) {
+	m.sum, _ = sha256Sum(item.Digest) // parse checked it
+	m.size, m.mediaType = pm.size, pm.mediaType
 	if len(item.Annotations) > 0 {
-		desc.Annotations = item.Annotations
+		m.annotations = item.Annotations
+	}
+	if len(item.Annotations) == 2 && item.Annotations[manifest.AnnotationReferenceType] == manifest.AttestationManifest {
+		subject := digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest])
+		if i := indexOfDigest(img.Manifests, subject); i >= 0 {
+			m.subject, m.annotations = img.Manifests[i], nil
+		}
 	}
 	key := platformKey{item.Arch, item.OS, item.Variant, item.OSVersion, strings.Join(item.OSFeatures, "\x00")}
-	if desc.Platform = p.shared[key]; desc.Platform == nil {
+	if m.platform = p.shared[key]; m.platform == nil {
 		platform := itemPlatform(item)
 		platform.OSFeatures = slices.Clone(platform.OSFeatures)
-		desc.Platform = &platform
-		p.shared[key] = desc.Platform
+		m.platform = &platform
+		p.shared[key] = m.platform
 	}
-	return desc
 }
 
 // platformKey identifies a platform, for sharing.
@@ -530,14 +582,14 @@ type platformKey struct{ arch, os, variant, osVersion, features string }
 // the last one that claims it, as Hangar, loading entries one after the
 // other, leaves it; the others are pushed by digest only.
 func assignTags(img *Image) {
-	byDigest := make(map[digest.Digest]*Manifest, len(img.Manifests))
+	byDigest := make(map[[sha256.Size]byte]*Manifest, len(img.Manifests))
 	for _, m := range img.Manifests {
-		byDigest[m.Descriptor.Digest] = m
+		byDigest[m.sum] = m
 	}
 	last := map[string]*Manifest{}
 	for _, step := range img.Steps {
 		for _, d := range step {
-			if m := byDigest[d.Digest]; m.Tag != "" {
+			if m := byDigest[d.sum]; m.Tag != "" {
 				last[m.Tag] = m
 			}
 		}

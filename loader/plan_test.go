@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -774,7 +775,7 @@ func TestPlanNumbersBlobs(t *testing.T) {
 		var size int64
 		seen := map[digest.Digest]bool{}
 		for _, m := range img.Manifests {
-			body, err := ar.ReadBlob(m.Descriptor.Digest, 1<<20)
+			body, err := ar.ReadBlob(m.Digest(), 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -789,7 +790,7 @@ func TestPlanNumbersBlobs(t *testing.T) {
 				}
 			}
 			if len(m.BlobIDs) != len(want) {
-				t.Fatalf("%s: %d blob numbers for %d blobs", m.Descriptor.Digest, len(m.BlobIDs), len(want))
+				t.Fatalf("%s: %d blob numbers for %d blobs", m.Digest(), len(m.BlobIDs), len(want))
 			}
 			for i, id := range m.BlobIDs {
 				refs++
@@ -815,5 +816,58 @@ func TestPlanNumbersBlobs(t *testing.T) {
 	}
 	if refs <= len(ids) {
 		t.Errorf("%d distinct blobs in %d references, want some shared", len(ids), refs)
+	}
+}
+
+// TestManifestDescriptor checks that a planned manifest's Descriptor, which
+// the plan keeps in parts, is the archive item's index entry: platform,
+// annotations (an attestation's made from the manifest they name, or kept
+// as the archive has them when they are not BuildKit's two), digest, size
+// and media type.
+func TestManifestDescriptor(t *testing.T) {
+	extra := map[string]string{"org.example.note": "kept"}
+	tests := []struct {
+		name      string
+		manifests []archivetest.Manifest
+	}{
+		{"attestations", withAttestations(1, nil, amd64, arm64)},
+		{"attestation with another annotation", []archivetest.Manifest{
+			{Platform: amd64, Layers: []archivetest.Layer{{Size: 100, Seed: 1}}},
+			{Attestation: true, Annotations: extra},
+		}},
+		{"annotated platform manifests", []archivetest.Manifest{
+			{Platform: amd64, Annotations: extra, Layers: []archivetest.Layer{{Size: 100, Seed: 1}}},
+			{Platform: arm64, Docker: true, Layers: []archivetest.Layer{{Size: 100, Seed: 2}}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/a", Tag: "1", Manifests: tt.manifests}}, archivetest.Options{})
+			ar, err := archive.Open(w.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ar.Close()
+			opts := loader.DefaultOptions()
+			opts.Source, opts.Destination, opts.Provenance = w.Path, "reg.example.com", true
+			plan, err := loader.NewPlan(ar, nil, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := plan.Images[0].Manifests
+			want := w.Images[0].Manifests
+			if len(got) != len(want) {
+				t.Fatalf("%d manifests planned, want %d", len(got), len(want))
+			}
+			for i, m := range got {
+				d, wd := m.Descriptor(), want[i].Descriptor
+				if d.MediaType != wd.MediaType || d.Digest != wd.Digest || d.Size != wd.Size || !reflect.DeepEqual(d.Platform, wd.Platform) || !maps.Equal(d.Annotations, wd.Annotations) {
+					t.Errorf("manifest %d: Descriptor() = %+v (platform %+v)\nwant %+v (platform %+v)", i, d, d.Platform, wd, wd.Platform)
+				}
+				if m.Digest() != wd.Digest {
+					t.Errorf("manifest %d: Digest() = %s, want %s", i, m.Digest(), wd.Digest)
+				}
+			}
+		})
 	}
 }

@@ -521,7 +521,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 			switch {
 			case absent:
 				known = knownAbsent
-			case p.existing.HasDigest(m.Descriptor.Digest):
+			case p.existing.HasDigest(m.Digest()):
 				known = knownListed
 			}
 			s, err := r.prepareManifest(gctx, img, repo, m, known, t)
@@ -566,7 +566,7 @@ const (
 func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, known knowledge, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
-		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
+		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.platform), err)
 	}
 	blobs, err := r.manifestBlobs(m)
 	if err != nil {
@@ -669,7 +669,7 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 				err = p.repo.PushManifest(gctx, desc, body, m.Tag)
 			}
 			if err != nil {
-				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.Descriptor.Platform), err)
+				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.platform), err)
 			}
 			r.em.emit(ManifestPushed{Image: img, Manifest: m, Descriptor: desc, Tag: m.Tag})
 			return nil
@@ -906,7 +906,7 @@ func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, 
 // Hangar loads the entries of one destination one after the other: a step
 // whose merge changes nothing leaves the index as it is. changed reports
 // that the result differs from existing.
-func mergeSteps(existing *manifest.Existing, steps [][]*ocispec.Descriptor, opts manifest.MergeOptions) (merged manifest.Result, changed bool, err error) {
+func mergeSteps(existing *manifest.Existing, steps [][]*Manifest, opts manifest.MergeOptions) (merged manifest.Result, changed bool, err error) {
 	if len(steps) == 0 {
 		if existing == nil {
 			return manifest.Result{}, false, manifest.ErrEmpty
@@ -917,8 +917,8 @@ func mergeSteps(existing *manifest.Existing, steps [][]*ocispec.Descriptor, opts
 	var entries []ocispec.Descriptor
 	for _, step := range steps {
 		entries = entries[:0]
-		for _, d := range step {
-			entries = append(entries, *d)
+		for _, m := range step {
+			entries = append(entries, m.Descriptor())
 		}
 		res, err := manifest.Merge(cur, entries, opts)
 		if err != nil {
@@ -938,12 +938,12 @@ func mergeSteps(existing *manifest.Existing, steps [][]*ocispec.Descriptor, opts
 // manifestDescriptor is m's descriptor for a push: no platform, no
 // annotations.
 func manifestDescriptor(m *Manifest) ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
+	return ocispec.Descriptor{MediaType: m.mediaType, Digest: m.Digest(), Size: m.size}
 }
 
 // Platform returns the manifest's platform as os/arch[/variant], or "no
 // platform" (charts, files).
-func (m *Manifest) Platform() string { return platformString(m.Descriptor.Platform) }
+func (m *Manifest) Platform() string { return platformString(m.platform) }
 
 func platformString(p *ocispec.Platform) string {
 	if p == nil || p.OS == "" && p.Architecture == "" {

@@ -941,7 +941,7 @@ func TestRunIndexSeesAnotherWriter(t *testing.T) {
 			}
 			want := slices.Clone(theirDigests)
 			for _, m := range img.Manifests {
-				want = append(want, m.Descriptor.Digest.String())
+				want = append(want, m.Digest().String())
 			}
 			if !sameSet(got, want) {
 				t.Errorf("the tag names %v, want theirs and ours %v (%d index pushes)", got, want, len(pushes))

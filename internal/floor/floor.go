@@ -275,11 +275,12 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 		}
 		var descs []ocispec.Descriptor
 		for _, m := range img.Manifests {
+			desc := m.Descriptor()
 			ref := m.Tag
 			if ref == "" {
-				ref = m.Descriptor.Digest.String()
+				ref = desc.Digest.String()
 			}
-			body, err := src.ReadBlob(m.Descriptor.Digest, oras.MaxManifestSize)
+			body, err := src.ReadBlob(desc.Digest, oras.MaxManifestSize)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", img.Source, err)
 			}
@@ -291,8 +292,8 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 				}
 				blobs[i] = loader.Blob{Digest: d, Size: size, ID: id}.Descriptor()
 			}
-			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: m.Descriptor.MediaType, Body: body, Blobs: blobs})
-			descs = append(descs, m.Descriptor)
+			list = append(list, Manifest{Repo: img.Repository, Reference: ref, MediaType: desc.MediaType, Body: body, Blobs: blobs})
+			descs = append(descs, desc)
 		}
 		if img.SkipIndex {
 			continue
