@@ -151,10 +151,11 @@ func (p pair) blob() int32 { return int32(uint32(p)) }
 // when the registry declines). A transfer that failed is tried again by
 // the next image that needs it, unless the archive's bytes are at fault.
 //
-// What it keeps of a blob once moved is a few bytes: a set entry for each
-// repository it is in, and the number of the first of them (blobs and
-// repositories are known by number), so that a load of thousands of images
-// keeps little per blob.
+// What it keeps of a blob once moved is the number of the first repository
+// it went into (blobs and repositories are known by number), and, while an
+// image of the plan still needs the repository (expect, release), a set
+// entry there: a load of thousands of images keeps 4 bytes a blob and the
+// sets of the repositories being loaded.
 //
 // References: architecture.md, "Blobs".
 type blobScheduler struct {
@@ -167,7 +168,11 @@ type blobScheduler struct {
 	mu      sync.Mutex
 	repos   map[string]int32 // the number of each repository
 	names   []string         // the repositories by number
-	present map[pair]struct{}
+	// present holds, by repository number, the blobs moved into it; a
+	// repository's set is dropped once the images expected to need it
+	// have all been released (pending, by repository number).
+	present map[int32]map[int32]struct{}
+	pending []int32
 	// tasks are the transfers under way, and those that failed because
 	// of the archive's bytes (kept: another attempt cannot cure them).
 	tasks map[pair]*blobTask
@@ -186,7 +191,7 @@ func newBlobScheduler(ctx context.Context, src Source, blobs, concurrency int, d
 		sem:     semaphore.NewWeighted(int64(max(concurrency, 1))),
 		dryRun:  dryRun,
 		repos:   map[string]int32{},
-		present: map[pair]struct{}{},
+		present: map[int32]map[int32]struct{}{},
 		tasks:   map[pair]*blobTask{},
 		leaders: map[int32]*blobTask{},
 		first:   make([]int32, blobs),
@@ -204,6 +209,34 @@ func (s *blobScheduler) repoNumber(name string) int32 {
 	return n
 }
 
+// expect counts an image of the plan that will need repository name, and
+// release one that no longer does: the blobs moved into a repository are
+// remembered until its last expected image is released. A transfer that
+// ends after that (one that no image waits for any more) leaves a small
+// set behind.
+func (s *blobScheduler) expect(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.repoNumber(name)
+	if int(n) >= len(s.pending) {
+		s.pending = append(s.pending, make([]int32, int(n)+1-len(s.pending))...)
+	}
+	s.pending[n]++
+}
+
+// release: see expect.
+func (s *blobScheduler) release(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.repos[name]
+	if !ok || int(n) >= len(s.pending) || s.pending[n] == 0 {
+		return
+	}
+	if s.pending[n]--; s.pending[n] == 0 {
+		delete(s.present, n)
+	}
+}
+
 // ensure makes blob desc present in repo and accounts for it in t. The
 // transfer runs under the load's context, not ctx: a blob shared by several
 // images keeps going when the image that asked first fails or gives up
@@ -211,7 +244,7 @@ func (s *blobScheduler) repoNumber(name string) int32 {
 func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, t *tracker) error {
 	s.mu.Lock()
 	key := makePair(s.repoNumber(repo.Name()), desc.ID)
-	if _, ok := s.present[key]; ok {
+	if _, ok := s.present[key.repo()][desc.ID]; ok {
 		s.mu.Unlock()
 		t.account(desc, outcomePresent)
 		return nil
@@ -264,7 +297,12 @@ func (s *blobScheduler) finish(key pair, t *blobTask, leads bool) {
 	switch {
 	case t.err == nil:
 		delete(s.tasks, key)
-		s.present[key] = struct{}{}
+		set := s.present[key.repo()]
+		if set == nil {
+			set = map[int32]struct{}{}
+			s.present[key.repo()] = set
+		}
+		set[id] = struct{}{}
 		if leads && s.leaders[id] == t {
 			delete(s.leaders, id)
 			s.first[id] = key.repo() + 1

@@ -238,14 +238,17 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p := &planner{
-		Plan:      &Plan{Host: host, Prefix: prefix},
-		src:       src,
-		opts:      opts,
-		byRef:     map[string]*Image{},
-		manifests: map[digest.Digest]*parsedManifest{},
-		platforms: map[digest.Digest]platformResult{},
-		shared:    map[platformKey]*ocispec.Platform{},
-		sizes:     make([]int64, src.Blobs()),
+		Plan:          &Plan{Host: host, Prefix: prefix},
+		src:           src,
+		opts:          opts,
+		byRef:         map[string]*Image{},
+		manifests:     map[int32]parsedManifest{},
+		failed:        map[int32]error{},
+		configFailed:  map[int32]error{},
+		configMissing: map[int32]error{},
+		platforms:     map[int32]*ocispec.Platform{},
+		shared:        map[platformKey]*ocispec.Platform{},
+		sizes:         make([]int64, src.Blobs()),
 	}
 	// The index's entries come one by one and are not kept: the plan
 	// takes what it needs of each (without an image list, as it comes;
@@ -314,12 +317,20 @@ type planner struct {
 	opts  Options
 	byRef map[string]*Image
 	// manifests and platforms cache what was read from the archive, by
-	// digest; read counts the manifest bytes read (MaxPlanManifestBytes).
-	manifests map[digest.Digest]*parsedManifest
-	platforms map[digest.Digest]platformResult
-	shared    map[platformKey]*ocispec.Platform
-	read      int64
-	sizes     []int64 // of the blobs the manifests name, by number
+	// blob number (digest strings would keep some 100 bytes each alive
+	// until the plan is made), a platform shared with every equal one;
+	// the errors are kept apart (they are rare): failed by manifest,
+	// configFailed by config, configMissing by manifest (its config is
+	// not in the archive). read counts the manifest bytes read
+	// (MaxPlanManifestBytes).
+	manifests     map[int32]parsedManifest
+	platforms     map[int32]*ocispec.Platform
+	failed        map[int32]error
+	configFailed  map[int32]error
+	configMissing map[int32]error
+	shared        map[platformKey]*ocispec.Platform
+	read          int64
+	sizes         []int64 // of the blobs the manifests name, by number
 }
 
 // add plans a line whose source names entries of the archive; ref is the
@@ -524,7 +535,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 		m.Tag = img.Tag
 		return m, "", nil
 	}
-	platform, err := p.platform(pm.config)
+	platform, err := p.platform(pm)
 	if err != nil {
 		return nil, "", err
 	}
@@ -554,7 +565,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 // platform with every equal one of the plan, the annotations with the
 // archive's index (neither is modified), or, for an attestation with
 // BuildKit's two annotations naming a manifest of img, that manifest.
-func (p *planner) describe(m *Manifest, img *Image, pm *parsedManifest, item archive.Manifest) {
+func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item archive.Manifest) {
 	m.sum, _ = sha256Sum(item.Digest) // parse checked it
 	m.size, m.mediaType = pm.size, pm.mediaType
 	if len(item.Annotations) > 0 {
@@ -605,32 +616,39 @@ func assignTags(img *Image) {
 type parsedManifest struct {
 	mediaType string
 	size      int64
-	config    digest.Digest
-	chart     bool
 	blobs     []int32
-	err       error
+	id        int32 // the manifest's blob number
+	config    int32 // blob number; -1: not in the archive (planner.configMissing has why)
+	chart     bool
 }
 
 // parse reads, checks and summarises the manifest of an item, once per
 // digest.
-func (p *planner) parse(item archive.Manifest) (*parsedManifest, error) {
-	if pm, ok := p.manifests[item.Digest]; ok {
-		return pm, pm.err
+func (p *planner) parse(item archive.Manifest) (parsedManifest, error) {
+	if item.Digest.Algorithm() != digest.SHA256 {
+		return parsedManifest{}, fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
 	}
-	pm := &parsedManifest{}
-	pm.err = p.readManifest(item, pm)
-	p.manifests[item.Digest] = pm
-	return pm, pm.err
+	id, size, err := p.src.Stat(item.Digest)
+	if err != nil {
+		return parsedManifest{}, fmt.Errorf("read manifest: %w", err)
+	}
+	if pm, ok := p.manifests[id]; ok {
+		return pm, nil
+	}
+	if err, ok := p.failed[id]; ok {
+		return parsedManifest{}, err
+	}
+	pm := parsedManifest{id: id}
+	if err := p.readManifest(item, size, &pm); err != nil {
+		p.failed[id] = err
+		return parsedManifest{}, err
+	}
+	p.manifests[id] = pm
+	return pm, nil
 }
 
-func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error {
-	if item.Digest.Algorithm() != digest.SHA256 {
-		return fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
-	}
-	_, size, err := p.src.Stat(item.Digest)
-	if err != nil {
-		return fmt.Errorf("read manifest: %w", err)
-	}
+// readManifest reads the manifest of an item, of size bytes in the archive.
+func (p *planner) readManifest(item archive.Manifest, size int64, pm *parsedManifest) error {
 	if size > oras.MaxManifestSize {
 		return fmt.Errorf("manifest %s is %d bytes, more than the %d a registry accepts", item.Digest, size, oras.MaxManifestSize)
 	}
@@ -650,15 +668,21 @@ func (p *planner) readManifest(item archive.Manifest, pm *parsedManifest) error 
 	if pm.mediaType == "" {
 		pm.mediaType = parsed.MediaType
 	}
-	switch pm.mediaType {
-	case ocispec.MediaTypeImageManifest, manifest.MediaTypeDockerManifest:
+	switch pm.mediaType { // the constants: no string kept per manifest
+	case ocispec.MediaTypeImageManifest:
+		pm.mediaType = ocispec.MediaTypeImageManifest
+	case manifest.MediaTypeDockerManifest:
+		pm.mediaType = manifest.MediaTypeDockerManifest
 	default:
 		return fmt.Errorf("manifest %s has unsupported media type %q", item.Digest, pm.mediaType)
 	}
 	if parsed.Config.Digest == "" {
 		return fmt.Errorf("manifest %s has no config", item.Digest)
 	}
-	pm.config = parsed.Config.Digest
+	if pm.config, _, err = p.src.Stat(parsed.Config.Digest); err != nil {
+		pm.config = -1
+		p.configMissing[pm.id] = fmt.Errorf("read config: %w", err)
+	}
 	pm.chart = parsed.Config.MediaType == manifest.MediaTypeHelmConfig
 	pm.blobs = make([]int32, 0, 1+len(parsed.Layers))
 	for _, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
@@ -690,28 +714,46 @@ type imageConfig struct {
 	Variant      string   `json:"variant,omitempty"`
 }
 
-type platformResult struct {
-	platform ocispec.Platform
-	err      error
+// platform reads the platform of a manifest's image config, once per
+// config; a config that is not JSON is an error, as in Hangar.
+func (p *planner) platform(pm parsedManifest) (ocispec.Platform, error) {
+	if pm.config < 0 {
+		return ocispec.Platform{}, p.configMissing[pm.id]
+	}
+	if err, ok := p.configFailed[pm.config]; ok {
+		return ocispec.Platform{}, err
+	}
+	if platform, ok := p.platforms[pm.config]; ok {
+		return *platform, nil
+	}
+	platform, err := p.readPlatform(pm.config)
+	if err != nil {
+		p.configFailed[pm.config] = err
+		return ocispec.Platform{}, err
+	}
+	key := platformKey{platform.Architecture, platform.OS, platform.Variant, platform.OSVersion, strings.Join(platform.OSFeatures, "\x00")}
+	shared := p.shared[key]
+	if shared == nil {
+		shared = &platform
+		p.shared[key] = shared
+	}
+	p.platforms[pm.config] = shared
+	return *shared, nil
 }
 
-// platform reads the platform of an image config, once per digest; a
-// config that is not JSON is an error, as in Hangar.
-func (p *planner) platform(config digest.Digest) (ocispec.Platform, error) {
-	if r, ok := p.platforms[config]; ok {
-		return r.platform, r.err
+// readPlatform reads the platform of image config number id.
+func (p *planner) readPlatform(id int32) (ocispec.Platform, error) {
+	config, _, err := p.src.Blob(id)
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("read config: %w", err)
 	}
-	var r platformResult
-	if b, err := p.src.ReadBlob(config, oras.MaxManifestSize); err != nil {
-		r.err = fmt.Errorf("read config: %w", err)
-	} else {
-		var cfg imageConfig
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			r.err = fmt.Errorf("config %s is not valid JSON: %v", config, err)
-		} else {
-			r.platform = ocispec.Platform{Architecture: cfg.Architecture, OS: cfg.OS, OSVersion: cfg.OSVersion, OSFeatures: cfg.OSFeatures, Variant: cfg.Variant}
-		}
+	b, err := p.src.ReadBlob(config, oras.MaxManifestSize)
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("read config: %w", err)
 	}
-	p.platforms[config] = r
-	return r.platform, r.err
+	var cfg imageConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return ocispec.Platform{}, fmt.Errorf("config %s is not valid JSON: %v", config, err)
+	}
+	return ocispec.Platform{Architecture: cfg.Architecture, OS: cfg.OS, OSVersion: cfg.OSVersion, OSFeatures: cfg.OSFeatures, Variant: cfg.Variant}, nil
 }

@@ -378,16 +378,21 @@ func TestBadConfigFailsImage(t *testing.T) {
 					{Platform: arm64, Layers: []archivetest.Layer{{Size: 700, Seed: 6}}},
 					{Platform: amd64, Docker: tt.docker, Layers: layer, Config: tt.config},
 				}},
+				// the same config again: the plan reads it once, and
+				// fails this image too
+				{Source: "docker.io/library/bad", Tag: "2", Manifests: []archivetest.Manifest{
+					{Platform: amd64, Docker: tt.docker, Layers: []archivetest.Layer{{Size: 600, Seed: 7}}, Config: tt.config},
+				}},
 			}
 			w := writeArchive(t, images, archivetest.Options{})
 			var writes writeLog
 			reg := registrytest.MustStart(t, registrytest.Options{Wrap: writes.wrap})
 			res := load(t, testOptions(t, w.Path, reg.Host()))
-			if want := []string{"docker.io/library/bad:1"}; !slices.Equal(res.FailedKeys(), want) {
+			if want := []string{"docker.io/library/bad:1", "docker.io/library/bad:2"}; !slices.Equal(res.FailedKeys(), want) {
 				t.Fatalf("failed = %v, want %v", res.FailedKeys(), want)
 			}
 			for img, ir := range res.Images {
-				if img.Source == "docker.io/library/bad:1" {
+				if strings.HasPrefix(img.Source, "docker.io/library/bad:") {
 					cfg := w.Images[1].Manifests[1].Config.Digest.String()
 					if ir.Err == nil || !strings.Contains(ir.Err.Error(), cfg) || !strings.Contains(ir.Err.Error(), "JSON") {
 						t.Errorf("error %v does not name the bad config %s", ir.Err, cfg)

@@ -224,6 +224,11 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	prevTurn := make(chan struct{})
 	close(prevTurn)
 	trackers := make([]*tracker, len(plan.Images))
+	for _, img := range plan.Images {
+		if img.Err == nil {
+			r.blobs.expect(img.Repository)
+		}
+	}
 	var wg sync.WaitGroup
 	for i, img := range plan.Images {
 		if err := window.Acquire(ctx, 1); err != nil {
@@ -237,6 +242,9 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 		go func() {
 			defer wg.Done()
 			defer window.Release(1)
+			if img.Err == nil {
+				defer r.blobs.release(img.Repository)
+			}
 			r.loadImage(ctx, img, res.Images[img], t, func() bool {
 				// the turn passes on once this image may commit, or on
 				// cancellation

@@ -206,7 +206,8 @@ type Registry struct {
 	plainHTTP bool
 
 	groupsMu sync.RWMutex
-	groups   map[string]*tokenGroup // ShareTokens
+	sharing  []string               // ShareTokens, until groups are made
+	groups   map[string]*tokenGroup // made from sharing
 	first    *tokenGroup            // the group of the first repository
 	projects map[string]string      // project -> its first shared repository
 }

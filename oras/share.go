@@ -2,6 +2,7 @@ package oras
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -30,14 +31,47 @@ type tokenGroup struct {
 // where the registry answered the first GET /v2/ with a bearer-token
 // challenge: scopes are of no use elsewhere, and sorting a group's scopes
 // for every request costs CPU.
+//
+// The groups are made when a bearer-token registry first needs them: a
+// load of thousands of repositories elsewhere keeps only the list (which
+// it must not modify afterwards).
 func (r *Registry) ShareTokens(repositories []string) {
+	r.groupsMu.Lock()
+	defer r.groupsMu.Unlock()
+	r.sharing, r.groups, r.first, r.projects = slices.Clip(repositories), nil, nil, nil
+}
+
+// tokenGroups returns the groups of ShareTokens, the first one and the
+// first shared repository of each project, making them on first use;
+// nil where the registry asked for no bearer token.
+func (r *Registry) tokenGroups() (groups map[string]*tokenGroup, first *tokenGroup, projects map[string]string) {
+	if !r.bearer.Load() {
+		return nil, nil, nil
+	}
+	r.groupsMu.RLock()
+	groups, first, projects, made := r.groups, r.first, r.projects, r.sharing == nil
+	r.groupsMu.RUnlock()
+	if made {
+		return groups, first, projects
+	}
+	r.groupsMu.Lock()
+	defer r.groupsMu.Unlock()
+	if r.sharing != nil {
+		r.groups, r.first, r.projects = makeTokenGroups(r.sharing, r.opts.PushScope)
+		r.sharing = nil
+	}
+	return r.groups, r.first, r.projects
+}
+
+// makeTokenGroups groups repositories as ShareTokens says.
+func makeTokenGroups(repositories []string, push bool) (groups map[string]*tokenGroup, first *tokenGroup, projects map[string]string) {
 	actions := []string{auth.ActionPull}
-	if r.opts.PushScope {
+	if push {
 		actions = append(actions, auth.ActionPush)
 	}
-	groups := map[string]*tokenGroup{}
-	projects := map[string]string{}
-	var current, first *tokenGroup
+	groups = map[string]*tokenGroup{}
+	projects = map[string]string{}
+	var current *tokenGroup
 	for _, repo := range repositories {
 		if groups[repo] != nil {
 			continue
@@ -60,30 +94,20 @@ func (r *Registry) ShareTokens(repositories []string) {
 			g.key = strings.Join(g.scopes, " ")
 		}
 	}
-	r.groupsMu.Lock()
-	r.groups, r.first, r.projects = groups, first, projects
-	r.groupsMu.Unlock()
+	return groups, first, projects
 }
 
 // tokenGroup returns the group of a repository (nil when not shared).
 func (r *Registry) tokenGroup(repository string) *tokenGroup {
-	if !r.bearer.Load() {
-		return nil
-	}
-	r.groupsMu.RLock()
-	defer r.groupsMu.RUnlock()
-	return r.groups[repository]
+	groups, _, _ := r.tokenGroups()
+	return groups[repository]
 }
 
 // firstGroup returns the group of the first shared repository (nil when
 // not shared).
 func (r *Registry) firstGroup() *tokenGroup {
-	if !r.bearer.Load() {
-		return nil
-	}
-	r.groupsMu.RLock()
-	defer r.groupsMu.RUnlock()
-	return r.first
+	_, first, _ := r.tokenGroups()
+	return first
 }
 
 // projectGranted reports whether the token of the group of one of
@@ -93,12 +117,9 @@ func (r *Registry) firstGroup() *tokenGroup {
 // password check for up to MaxSharedScopes repositories, where a project
 // lookup costs one per project.
 func (r *Registry) projectGranted(ctx context.Context, project string) bool {
-	if !r.bearer.Load() {
-		return false
-	}
-	r.groupsMu.RLock()
-	repo, g := r.projects[project], r.groups[r.projects[project]]
-	r.groupsMu.RUnlock()
+	groups, _, projects := r.tokenGroups()
+	repo := projects[project]
+	g := groups[repo]
 	if g == nil {
 		return false
 	}
