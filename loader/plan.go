@@ -128,10 +128,12 @@ type Manifest struct {
 	// number, 4 bytes each, and the load makes their Blob when it needs
 	// them.
 	BlobIDs []int32
-	// Tag is the tag the manifest is pushed to; "" pushes it by digest.
-	Tag string
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
+	// subjectTag says the tag is the attestation's subject tag (made by
+	// Tag: some 80 bytes a manifest not kept); tag is the tag otherwise.
+	subjectTag bool
+	tag        string
 
 	sum       [sha256.Size]byte
 	size      int64
@@ -144,6 +146,25 @@ type Manifest struct {
 	// BuildKit's two, naming this manifest of the same image.
 	subject *Manifest
 }
+
+// Tag returns the tag the manifest is pushed to; "" pushes it by digest.
+func (m *Manifest) Tag() string {
+	if !m.subjectTag {
+		return m.tag
+	}
+	var subject string
+	if m.subject != nil {
+		subject = hex.EncodeToString(m.subject.sum[:])
+	} else {
+		// (not Digest.Encoded, which panics on a value without ':')
+		_, subject, _ = strings.Cut(m.annotations[manifest.AnnotationReferenceDigest], ":")
+	}
+	// Hangar tags attestations with their subject:
+	// <repo>:sha256-<subject hex>.att.
+	return "sha256-" + subject + ".att"
+}
+
+func (m *Manifest) setTag(tag string) { m.tag, m.subjectTag = tag, false }
 
 // Digest returns the manifest's digest.
 func (m *Manifest) Digest() digest.Digest {
@@ -496,7 +517,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 		if i := indexOfDigest(img.Manifests, item.Digest); i >= 0 {
 			// The same manifest again: pushed once; the later entry
 			// claims its tag.
-			img.Manifests[i].Tag = m.Tag
+			img.Manifests[i].setTag(m.Tag())
 			continue
 		}
 		img.Manifests = append(img.Manifests, m)
@@ -532,7 +553,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	p.describe(m, img, pm, item)
 	if pm.chart {
 		img.SkipIndex = true
-		m.Tag = img.Tag
+		m.setTag(img.Tag)
 		return m, "", nil
 	}
 	platform, err := p.platform(pm)
@@ -542,18 +563,18 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 	switch {
 	case manifest.IsAttestation(platform, item.Annotations):
 		// Hangar tags attestations whose config says unknown/unknown
-		// with their subject: <repo>:sha256-<subject hex>.att.
-		m.Tag = "sha256-" + digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest]).Encoded() + ".att"
+		// with their subject (see Tag).
+		m.subjectTag = true
 	case !allowed(p.opts.Arch, platform.Architecture) || !allowed(p.opts.OS, platform.OS):
 		return nil, fmt.Sprintf("Skip loading manifest %s of [%s]: its config platform %s/%s is not selected", item.Digest, e.Ref(), platform.OS, platform.Architecture), nil
 	default:
-		m.Tag = manifest.PlatformTag(img.Tag, platform, m.Descriptor())
+		m.setTag(manifest.PlatformTag(img.Tag, platform, m.Descriptor()))
 	}
 	if img.Tag == "" || !p.opts.PlatformTags {
-		m.Tag = ""
+		m.setTag("")
 	}
-	if m.Tag != "" {
-		if err := checkReference(p.Host, img.Repository, m.Tag); err != nil {
+	if tag := m.Tag(); tag != "" {
+		if err := checkReference(p.Host, img.Repository, tag); err != nil {
 			return nil, "", fmt.Errorf("manifest %s: %w", item.Digest, err)
 		}
 	}
@@ -600,14 +621,14 @@ func assignTags(img *Image) {
 	last := map[string]*Manifest{}
 	for _, step := range img.Steps {
 		for _, d := range step {
-			if m := byDigest[d.sum]; m.Tag != "" {
-				last[m.Tag] = m
+			if m := byDigest[d.sum]; m.Tag() != "" {
+				last[m.Tag()] = m
 			}
 		}
 	}
 	for _, m := range img.Manifests {
-		if m.Tag != "" && last[m.Tag] != m {
-			m.Tag = ""
+		if tag := m.Tag(); tag != "" && last[tag] != m {
+			m.setTag("")
 		}
 	}
 }

@@ -876,3 +876,30 @@ func TestManifestDescriptor(t *testing.T) {
 		})
 	}
 }
+
+// TestAttestationWithoutSubject checks that an item whose config says
+// unknown/unknown and whose annotations call it an attestation, but name
+// no subject, is planned without a panic (go-digest's Encoded panics on
+// the empty digest it names).
+func TestAttestationWithoutSubject(t *testing.T) {
+	config := []byte(`{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`)
+	w := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/a", Tag: "1", Manifests: []archivetest.Manifest{
+		{Platform: amd64, Config: config, Annotations: map[string]string{manifest.AnnotationReferenceType: manifest.AttestationManifest}, Layers: []archivetest.Layer{{Size: 100, Seed: 1}}},
+	}}}, archivetest.Options{})
+	ar, err := archive.Open(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	opts := loader.DefaultOptions()
+	opts.Source, opts.Destination, opts.Provenance = w.Path, "reg.example.com", true
+	plan, err := loader.NewPlan(ar, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := plan.Images[0]
+	if img.Err != nil || len(img.Manifests) != 1 {
+		t.Fatalf("image planned with error %v and %d manifests, want 1 manifest", img.Err, len(img.Manifests))
+	}
+	t.Logf("tag %q", img.Manifests[0].Tag())
+}

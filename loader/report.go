@@ -58,7 +58,7 @@ func reportImage(res *Result, img *Image) ReportImage {
 		ri.Index = ir.Index.String()
 	}
 	for _, m := range img.Manifests {
-		ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Digest().String(), Platform: m.Platform(), Tag: m.Tag})
+		ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Digest().String(), Platform: m.Platform(), Tag: m.Tag()})
 	}
 	return ri
 }

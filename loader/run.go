@@ -476,7 +476,7 @@ func tagSharings(plan *Plan) map[*Image]tagSharing {
 		}
 		note(img, img.Tag, !img.SkipIndex)
 		for _, m := range img.Manifests {
-			note(img, m.Tag, false)
+			note(img, m.Tag(), false)
 		}
 	}
 	return shared
@@ -588,8 +588,8 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 	switch {
 	case known == knownAbsent:
 		// a new image: upload and push
-	case img.SkipIndex && m.Tag != "":
-		got, err := repo.ResolveManifest(ctx, m.Tag)
+	case img.SkipIndex && m.Tag() != "":
+		got, err := repo.ResolveManifest(ctx, m.Tag())
 		switch {
 		case err == nil && got.Digest == desc.Digest:
 			present()
@@ -610,10 +610,10 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 			present()
 			// Like Hangar, a manifest the destination index names is not
 			// pushed again, not even to its tag.
-			if known == knownListed || m.Tag == "" {
+			if known == knownListed || m.Tag() == "" {
 				return stepNone, nil
 			}
-			got, err := repo.ResolveManifest(ctx, m.Tag)
+			got, err := repo.ResolveManifest(ctx, m.Tag())
 			switch {
 			case err == nil && got.Digest == desc.Digest:
 				return stepNone, nil
@@ -674,12 +674,12 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 			desc := manifestDescriptor(m)
 			body, err := r.src.ReadBlob(desc.Digest, oras.MaxManifestSize)
 			if err == nil {
-				err = p.repo.PushManifest(gctx, desc, body, m.Tag)
+				err = p.repo.PushManifest(gctx, desc, body, m.Tag())
 			}
 			if err != nil {
 				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.platform), err)
 			}
-			r.em.emit(ManifestPushed{Image: img, Manifest: m, Descriptor: desc, Tag: m.Tag})
+			r.em.emit(ManifestPushed{Image: img, Manifest: m, Descriptor: desc, Tag: m.Tag()})
 			return nil
 		})
 	}

@@ -100,10 +100,10 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 	}
 	for _, m := range img.Manifests {
 		desc := manifestDescriptor(m)
-		if img.SkipIndex && m.Tag != "" {
+		if img.SkipIndex && m.Tag() != "" {
 			// a chart or file: the tag holds the last manifest that
 			// claims it (the others were pushed by digest)
-			got, err := repo.ResolveManifest(ctx, m.Tag)
+			got, err := repo.ResolveManifest(ctx, m.Tag())
 			if err != nil && !errors.Is(err, oras.ErrNotFound) {
 				return fmt.Errorf("image [%s]: %w", img.Reference, err)
 			}

@@ -276,7 +276,7 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 		var descs []ocispec.Descriptor
 		for _, m := range img.Manifests {
 			desc := m.Descriptor()
-			ref := m.Tag
+			ref := m.Tag()
 			if ref == "" {
 				ref = desc.Digest.String()
 			}
