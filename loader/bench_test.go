@@ -104,7 +104,7 @@ func BenchmarkLoad(b *testing.B) {
 		if len(res.Failed) > 0 {
 			for img, ir := range res.Images {
 				if ir.Err != nil {
-					b.Errorf("%s: %v", img.Reference, ir.Err)
+					b.Errorf("%s: %v", img.Reference(), ir.Err)
 				}
 			}
 			b.Fatalf("failed: %v", res.Failed)

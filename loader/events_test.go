@@ -62,15 +62,15 @@ func describe(ev loader.Event) string {
 	case loader.HarborProject:
 		return fmt.Sprintf("harbor project %q: created=%t err=%v", e.Project, e.Created, e.Err)
 	case loader.ImageStarted:
-		return fmt.Sprintf("started [%s] (%d bytes)", e.Image.Reference, e.Total)
+		return fmt.Sprintf("started [%s] (%d bytes)", e.Image.Reference(), e.Total)
 	case loader.ImageProgress:
-		return fmt.Sprintf("progress [%s] %d/%d", e.Image.Reference, e.Done, e.Total)
+		return fmt.Sprintf("progress [%s] %d/%d", e.Image.Reference(), e.Done, e.Total)
 	case loader.ImageLoading:
-		return fmt.Sprintf("Loading [%s] => [%s] %q", e.Image.Source, e.Image.Reference, e.Image.Notes)
+		return fmt.Sprintf("Loading [%s] => [%s] %q", e.Image.Source, e.Image.Reference(), e.Image.Notes)
 	case loader.ManifestPushed:
 		return fmt.Sprintf("pushed %s to [%s] tag %q", e.Descriptor.Digest, e.Image.Repository, e.Tag)
 	case loader.ImageDone:
-		return fmt.Sprintf("done [%s]: %s %v", e.Image.Reference, e.Result.Status, e.Result.Err)
+		return fmt.Sprintf("done [%s]: %s %v", e.Image.Reference(), e.Result.Status, e.Result.Err)
 	case loader.Stopped:
 		return fmt.Sprintf("stopped: %v", e.Err)
 	case loader.LoadDone:

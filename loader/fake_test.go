@@ -578,7 +578,7 @@ func runPlan(t *testing.T, ctx context.Context, plan *loader.Plan, src loader.So
 func imageBy(t *testing.T, res *loader.Result, reference string) (*loader.Image, *loader.ImageResult) {
 	t.Helper()
 	for _, img := range res.Plan.Images {
-		if img.Reference == reference {
+		if img.Reference() == reference {
 			return img, res.Images[img]
 		}
 	}

@@ -166,7 +166,7 @@ func TestFixtureMerge(t *testing.T) {
 	}
 	for img, ir := range res.Images {
 		if ir.Status != loader.StatusUnchanged {
-			t.Errorf("%s: status %v on reload, want unchanged", img.Reference, ir.Status)
+			t.Errorf("%s: status %v on reload, want unchanged", img.Reference(), ir.Status)
 		}
 	}
 	assertState(t, reg, filepath.Join(dir, "merge.state.jsonl"))

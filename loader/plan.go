@@ -96,15 +96,14 @@ type Image struct {
 	Tag string
 	// Digest is set for image-list lines of the form name@sha256:<hex>.
 	Digest digest.Digest
-	// Reference is what logs show: host[/prefix]/<project>/<name>:<tag>.
-	Reference string
 	// Manifests are the manifests to push, distinct, in archive order.
 	Manifests []*Manifest
-	// Steps are the index entries of each archive entry of the image, in
+	// steps are the index entries of each archive entry of the image, in
 	// order (one step per entry), as the Manifests whose Descriptor they
 	// are (an entry that names a manifest again has its own Manifest here,
-	// with its own annotations).
-	Steps [][]*Manifest
+	// with its own annotations); nil when the only step is Manifests (see
+	// Steps).
+	steps [][]*Manifest
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
@@ -114,7 +113,8 @@ type Image struct {
 	// Notes are warnings about skipped items, reported when it loads.
 	Notes []string
 
-	size int64 // of the distinct blobs of the manifests
+	size int64  // of the distinct blobs of the manifests
+	host string // the destination's, for Reference
 }
 
 // Manifest is one manifest to push with its blobs. A plan holds every
@@ -136,8 +136,8 @@ type Manifest struct {
 	tag        string
 
 	sum       [sha256.Size]byte
-	size      int64
-	mediaType string
+	size      int32 // at most oras.MaxManifestSize
+	mediaType mediaType
 	platform  *ocispec.Platform // shared with every equal one of the plan
 	// annotations are the archive item's (shared with the archive's
 	// index), or nil when subject stands for them.
@@ -175,7 +175,7 @@ func (m *Manifest) Digest() digest.Digest {
 // digest and size, platform and annotations from the archive item. The
 // platform and annotations may be shared: not to be modified.
 func (m *Manifest) Descriptor() ocispec.Descriptor {
-	desc := ocispec.Descriptor{MediaType: m.mediaType, Digest: m.Digest(), Size: m.size, Platform: m.platform, Annotations: m.annotations}
+	desc := ocispec.Descriptor{MediaType: m.mediaType.String(), Digest: m.Digest(), Size: int64(m.size), Platform: m.platform, Annotations: m.annotations}
 	if m.subject != nil {
 		desc.Annotations = map[string]string{
 			manifest.AnnotationReferenceDigest: m.subject.Digest().String(),
@@ -236,6 +236,24 @@ func (img *Image) setSize(sizes []int64) {
 		}
 	}
 }
+
+// Steps returns the index entries of each archive entry of the image, in
+// order (one step per entry), as the Manifests whose Descriptor they are:
+// an entry that names a manifest again has its own Manifest there, with
+// its own annotations. The index is merged step by step, as Hangar loads
+// the entries one after the other.
+func (img *Image) Steps() [][]*Manifest {
+	if img.steps == nil && len(img.Manifests) > 0 {
+		return [][]*Manifest{img.Manifests}
+	}
+	return img.steps
+}
+
+// Reference returns what logs show of the image:
+// host[/prefix]/<project>/<name>:<tag>, or @<digest> for an image loaded
+// by digest. It is made when asked for: a plan of thousands of images
+// keeps no copy.
+func (img *Image) Reference() string { return img.host + "/" + img.ref() }
 
 // ref returns repository:tag or repository@digest of an image.
 func (img *Image) ref() string {
@@ -326,6 +344,9 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	for _, img := range p.Images {
 		assignTags(img)
 		img.setSize(p.sizes)
+		if len(img.steps) == 1 && slices.Equal(img.steps[0], img.Manifests) {
+			img.steps = nil // one entry, each manifest once: most images
+		}
 	}
 	p.Blobs = len(p.sizes)
 	return p.Plan, nil
@@ -394,13 +415,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst}
-	img.Reference = p.Host + "/" + repo
-	if tag != "" {
-		img.Reference += ":" + tag
-	} else {
-		img.Reference += "@" + dgst.String()
-	}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst, host: p.Host}
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
 	} else {
@@ -523,7 +538,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 		img.Manifests = append(img.Manifests, m)
 	}
 	if len(step) > 0 {
-		img.Steps = append(img.Steps, step)
+		img.steps = append(img.steps, step)
 	}
 	if img.Digest != "" && indexOfDigest(img.Manifests, img.Digest) >= 0 {
 		// the digest names a manifest: push it (by digest), no index
@@ -619,7 +634,7 @@ func assignTags(img *Image) {
 		byDigest[m.sum] = m
 	}
 	last := map[string]*Manifest{}
-	for _, step := range img.Steps {
+	for _, step := range img.Steps() {
 		for _, d := range step {
 			if m := byDigest[d.sum]; m.Tag() != "" {
 				last[m.Tag()] = m
@@ -633,10 +648,25 @@ func assignTags(img *Image) {
 	}
 }
 
+// mediaType is the media type of a manifest the plan loads.
+type mediaType uint8
+
+const (
+	mediaTypeOCI    mediaType = iota // ocispec.MediaTypeImageManifest
+	mediaTypeDocker                  // manifest.MediaTypeDockerManifest
+)
+
+func (t mediaType) String() string {
+	if t == mediaTypeDocker {
+		return manifest.MediaTypeDockerManifest
+	}
+	return ocispec.MediaTypeImageManifest
+}
+
 // parsedManifest is what the plan keeps of a distinct manifest.
 type parsedManifest struct {
-	mediaType string
-	size      int64
+	size      int32
+	mediaType mediaType
 	blobs     []int32
 	id        int32 // the manifest's blob number
 	config    int32 // blob number; -1: not in the archive (planner.configMissing has why)
@@ -684,18 +714,18 @@ func (p *planner) readManifest(item archive.Manifest, size int64, pm *parsedMani
 	if err := json.Unmarshal(body, &parsed); err != nil {
 		return fmt.Errorf("manifest %s is not valid JSON: %v", item.Digest, err)
 	}
-	pm.size = int64(len(body))
-	pm.mediaType = item.MediaType
-	if pm.mediaType == "" {
-		pm.mediaType = parsed.MediaType
+	pm.size = int32(len(body)) // at most oras.MaxManifestSize
+	mt := item.MediaType
+	if mt == "" {
+		mt = parsed.MediaType
 	}
-	switch pm.mediaType { // the constants: no string kept per manifest
+	switch mt {
 	case ocispec.MediaTypeImageManifest:
-		pm.mediaType = ocispec.MediaTypeImageManifest
+		pm.mediaType = mediaTypeOCI
 	case manifest.MediaTypeDockerManifest:
-		pm.mediaType = manifest.MediaTypeDockerManifest
+		pm.mediaType = mediaTypeDocker
 	default:
-		return fmt.Errorf("manifest %s has unsupported media type %q", item.Digest, pm.mediaType)
+		return fmt.Errorf("manifest %s has unsupported media type %q", item.Digest, mt)
 	}
 	if parsed.Config.Digest == "" {
 		return fmt.Errorf("manifest %s has no config", item.Digest)

@@ -341,7 +341,7 @@ func TestInvalidDestinationTag(t *testing.T) {
 						t.Errorf("%s: %v %v, want failed with an invalid reference", key, ir.Status, ir.Err)
 					}
 				case ir.Status != loader.StatusLoaded:
-					t.Errorf("%s: %v %v, want loaded", img.Reference, ir.Status, ir.Err)
+					t.Errorf("%s: %v %v, want loaded", img.Reference(), ir.Status, ir.Err)
 				}
 			}
 			if got := writes.under(tt.repo); len(got) != 0 {
@@ -446,11 +446,11 @@ func TestDestinationForms(t *testing.T) {
 				t.Fatalf("Check: %v; NewPlan: %v", checkErr, planErr)
 			}
 			img := plan.Images[0]
-			if img.Reference != tt.want || img.Err != nil {
-				t.Errorf("reference %q (err %v), want %q", img.Reference, img.Err, tt.want)
+			if img.Reference() != tt.want || img.Err != nil {
+				t.Errorf("reference %q (err %v), want %q", img.Reference(), img.Err, tt.want)
 			}
-			if strings.Contains(img.Reference, "//") || strings.Contains(img.Repository, "//") || strings.HasPrefix(img.Repository, "/") {
-				t.Errorf("reference %q, repository %q", img.Reference, img.Repository)
+			if strings.Contains(img.Reference(), "//") || strings.Contains(img.Repository, "//") || strings.HasPrefix(img.Repository, "/") {
+				t.Errorf("reference %q, repository %q", img.Reference(), img.Repository)
 			}
 		})
 	}
@@ -486,7 +486,7 @@ func TestValidateChartWithSeveralManifests(t *testing.T) {
 			}
 			if res := validate(t, testOptions(t, w.Path, reg.Host())); len(res.Failed) != 0 {
 				for img, ir := range res.Images {
-					t.Logf("%s: %v %v", img.Reference, ir.Status, ir.Err)
+					t.Logf("%s: %v %v", img.Reference(), ir.Status, ir.Err)
 				}
 				t.Fatalf("validate failed after a complete load: %v", res.Failed)
 			}
@@ -593,7 +593,7 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 	}
 	for _, img := range plan.Images {
 		if img.Err != nil || len(img.Manifests) != 1 {
-			t.Fatalf("%s: %d manifests, error %v", img.Reference, len(img.Manifests), img.Err)
+			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests), img.Err)
 		}
 	}
 	if n := src.reads[wm.Descriptor.Digest]; n != 1 {
@@ -609,7 +609,7 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 	}
 	for _, img := range plan.Images[1:] {
 		if &img.Manifests[0].BlobIDs[0] != &plan.Images[0].Manifests[0].BlobIDs[0] {
-			t.Fatalf("%s keeps its own copy of the manifest's blob list", img.Reference)
+			t.Fatalf("%s keeps its own copy of the manifest's blob list", img.Reference())
 		}
 	}
 }
@@ -816,7 +816,7 @@ func TestPlanNumbersBlobs(t *testing.T) {
 			}
 		}
 		if img.Size() != size {
-			t.Errorf("%s: Size %d, its distinct blobs hold %d", img.Reference, img.Size(), size)
+			t.Errorf("%s: Size %d, its distinct blobs hold %d", img.Reference(), img.Size(), size)
 		}
 	}
 	if refs <= len(ids) {

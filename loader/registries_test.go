@@ -317,17 +317,17 @@ func TestLoadTokenAuth(t *testing.T) {
 			switch {
 			case strings.HasPrefix(img.Repository, "library/app00") || strings.HasPrefix(img.Repository, "rancher/") || strings.HasPrefix(img.Repository, "cnrancher/"):
 				if ir.Status != loader.StatusUnchanged {
-					t.Errorf("%s: status %v (%v); want unchanged (pull is allowed)", img.Reference, ir.Status, ir.Err)
+					t.Errorf("%s: status %v (%v); want unchanged (pull is allowed)", img.Reference(), ir.Status, ir.Err)
 				}
 			case ir.Status != loader.StatusFailed:
-				t.Errorf("%s: status %v; want failed", img.Reference, ir.Status)
+				t.Errorf("%s: status %v; want failed", img.Reference(), ir.Status)
 			case !errors.Is(ir.Err, oras.ErrUnauthorized):
-				t.Errorf("%s: error %q is not ErrUnauthorized", img.Reference, ir.Err)
+				t.Errorf("%s: error %q is not ErrUnauthorized", img.Reference(), ir.Err)
 			case !strings.Contains(strings.ToLower(ir.Err.Error()), "unauthorized"):
-				t.Errorf("%s: error %q does not say unauthorized", img.Reference, ir.Err)
+				t.Errorf("%s: error %q does not say unauthorized", img.Reference(), ir.Err)
 			default:
 				failed++
-				t.Logf("%s: %v", img.Reference, ir.Err)
+				t.Logf("%s: %v", img.Reference(), ir.Err)
 			}
 		}
 		if failed != 5 {
@@ -375,18 +375,18 @@ func TestLoadHarborProjectAPIFailure(t *testing.T) {
 		for img, ir := range res.Images {
 			if img.Project == "rancher" {
 				if ir.Status != loader.StatusLoaded {
-					t.Errorf("%s: status %v (%v); want loaded", img.Reference, ir.Status, ir.Err)
+					t.Errorf("%s: status %v (%v); want loaded", img.Reference(), ir.Status, ir.Err)
 				}
 				continue
 			}
-			t.Logf("%s: %v", img.Reference, ir.Err)
+			t.Logf("%s: %v", img.Reference(), ir.Err)
 			// Harbor refuses every request into a missing project with a 401;
 			// a HEAD answer has no body to say why (with tokens, the
 			// preflight names the project: plugin/harbor_test.go).
 			if ir.Status != loader.StatusFailed {
-				t.Errorf("%s: status %v; want failed", img.Reference, ir.Status)
+				t.Errorf("%s: status %v; want failed", img.Reference(), ir.Status)
 			} else if !errors.Is(ir.Err, oras.ErrUnauthorized) && !errors.Is(ir.Err, oras.ErrNotFound) {
-				t.Errorf("%s: error %q is neither ErrUnauthorized nor ErrNotFound", img.Reference, ir.Err)
+				t.Errorf("%s: error %q is neither ErrUnauthorized nor ErrNotFound", img.Reference(), ir.Err)
 			}
 		}
 		if len(res.Failed) != 7 {

@@ -44,7 +44,7 @@ type ReportManifest struct {
 func reportImage(res *Result, img *Image) ReportImage {
 	ir := res.Images[img]
 	ri := ReportImage{
-		Source: img.Source, Destination: img.Reference, Status: ir.Status.String(),
+		Source: img.Source, Destination: img.Reference(), Status: ir.Status.String(),
 		Uploaded: ir.Uploaded, Mounted: ir.Mounted, Present: ir.Present, Seconds: ir.Duration.Seconds(),
 		Manifests: []ReportManifest{}, Requests: ir.Requests.ByMethod(),
 	}

@@ -73,7 +73,7 @@ func TestWarmRequests(t *testing.T) {
 			want = map[string]int{"HEAD": len(img.Manifests)}
 		}
 		if ir.Status != loader.StatusUnchanged || !maps.Equal(ir.Requests.ByMethod(), want) {
-			t.Errorf("%s: %s with requests %v; want unchanged with %v", img.Reference, ir.Status, ir.Requests.ByMethod(), want)
+			t.Errorf("%s: %s with requests %v; want unchanged with %v", img.Reference(), ir.Status, ir.Requests.ByMethod(), want)
 		}
 	}
 }

@@ -547,12 +547,12 @@ func (p *prepared) readTag(ctx context.Context, img *Image) error {
 	switch {
 	case err == nil:
 		if p.existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
-			return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+			return fmt.Errorf("read destination [%s]: %w", img.Reference(), err)
 		}
 		p.existingDesc = desc
 	case errors.Is(err, oras.ErrNotFound):
 	default:
-		return fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		return fmt.Errorf("read destination [%s]: %w", img.Reference(), err)
 	}
 	return nil
 }
@@ -725,7 +725,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 	refreshed := pushes > 0 || r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
 	for attempt := pushes + 1; ; attempt++ {
-		merged, changedNow, err := mergeSteps(p.existing, img.Steps, mopts)
+		merged, changedNow, err := mergeSteps(p.existing, img.Steps(), mopts)
 		if err != nil {
 			if errors.Is(err, manifest.ErrEmpty) {
 				return false, fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
@@ -742,7 +742,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if attempt > attempts {
-			return changed, fmt.Errorf("failed to load [%s]: another writer kept changing [%s]: %d pushes of the index did not settle", img.Source, img.Reference, attempts)
+			return changed, fmt.Errorf("failed to load [%s]: another writer kept changing [%s]: %d pushes of the index did not settle", img.Source, img.Reference(), attempts)
 		}
 		if !refreshed {
 			// About to push: read the tag again if it changed since
@@ -778,12 +778,12 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			if ctx.Err() != nil {
 				return true, nil // pushed; the load stopped before the read-back
 			}
-			return true, fmt.Errorf("read back [%s]: %w", img.Reference, err)
+			return true, fmt.Errorf("read back [%s]: %w", img.Reference(), err)
 		}
 		if p.existingDesc.Digest == desc.Digest {
 			return true, nil
 		}
-		r.debugf("[%s] changed while it was pushed (now %s): merging again", img.Reference, p.existingDesc.Digest)
+		r.debugf("[%s] changed while it was pushed (now %s): merging again", img.Reference(), p.existingDesc.Digest)
 	}
 }
 
@@ -849,7 +849,7 @@ func (r *runner) settle(ctx context.Context) {
 			if err == nil && got.Digest == pi.digest || ctx.Err() != nil {
 				return
 			}
-			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference)
+			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference())
 			p := &prepared{repo: repo}
 			err = p.readTag(ctx, pi.img)
 			if err == nil {
@@ -873,7 +873,7 @@ func (r *runner) refreshTag(ctx context.Context, img *Image, p *prepared) (bool,
 			return false, nil
 		}
 	case err != nil:
-		return false, fmt.Errorf("read destination [%s]: %w", img.Reference, err)
+		return false, fmt.Errorf("read destination [%s]: %w", img.Reference(), err)
 	case desc.Digest == p.existingDesc.Digest:
 		return false, nil
 	}
@@ -893,7 +893,7 @@ func (r *runner) landed(repo Repository, tag string, desc ocispec.Descriptor) bo
 // names manifests missing from the registry that this load does not have
 // (deleted since they were loaded): the registry refuses such an index.
 func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, pushErr error) error {
-	base := fmt.Errorf("failed to push manifest index [%s]: %w", img.Reference, pushErr)
+	base := fmt.Errorf("failed to push manifest index [%s]: %w", img.Reference(), pushErr)
 	if ctx.Err() != nil || p.existing == nil {
 		return base
 	}
@@ -904,7 +904,7 @@ func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, 
 		ok, err := p.repo.ManifestExists(ctx, ocispec.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size})
 		if err == nil && !ok {
 			return fmt.Errorf("%w: the index at [%s] names manifest %s (%s), which is missing from the registry and not in this archive: load the archive that holds it, or use --overwrite to replace the index",
-				base, img.Reference, e.Digest, platformString(e.Platform))
+				base, img.Reference(), e.Digest, platformString(e.Platform))
 		}
 	}
 	return base
@@ -946,7 +946,7 @@ func mergeSteps(existing *manifest.Existing, steps [][]*Manifest, opts manifest.
 // manifestDescriptor is m's descriptor for a push: no platform, no
 // annotations.
 func manifestDescriptor(m *Manifest) ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: m.mediaType, Digest: m.Digest(), Size: m.size}
+	return ocispec.Descriptor{MediaType: m.mediaType.String(), Digest: m.Digest(), Size: int64(m.size)}
 }
 
 // Platform returns the manifest's platform as os/arch[/variant], or "no

@@ -440,13 +440,13 @@ func TestRunDryRunWritesNothing(t *testing.T) {
 			}
 			for img, ir := range res.Images {
 				if ir.Status != tt.want {
-					t.Errorf("%s: %v %v, want %v", img.Reference, ir.Status, ir.Err, tt.want)
+					t.Errorf("%s: %v %v, want %v", img.Reference(), ir.Status, ir.Err, tt.want)
 				}
 				if got := ir.Uploaded + ir.Mounted + ir.Present; got != img.Size() {
-					t.Errorf("%s: stats %+v add up to %d, want %d", img.Reference, ir.Stats, got, img.Size())
+					t.Errorf("%s: stats %+v add up to %d, want %d", img.Reference(), ir.Stats, got, img.Size())
 				}
 				if !tt.loaded && !img.SkipIndex && ir.Index == "" {
-					t.Errorf("%s: no index reported", img.Reference)
+					t.Errorf("%s: no index reported", img.Reference())
 				}
 			}
 			if !tt.loaded && res.Stats.Uploaded == 0 {
@@ -472,11 +472,11 @@ func (p *progressCheck) handle(next loader.EventHandler) loader.EventHandler {
 			p.mu.Lock()
 			switch {
 			case e.Done < 0 || e.Done > e.Total:
-				p.errs = append(p.errs, fmt.Sprintf("%s: done %d of %d", e.Image.Reference, e.Done, e.Total))
+				p.errs = append(p.errs, fmt.Sprintf("%s: done %d of %d", e.Image.Reference(), e.Done, e.Total))
 			case e.Total != e.Image.Size():
-				p.errs = append(p.errs, fmt.Sprintf("%s: total %d, the image holds %d", e.Image.Reference, e.Total, e.Image.Size()))
+				p.errs = append(p.errs, fmt.Sprintf("%s: total %d, the image holds %d", e.Image.Reference(), e.Total, e.Image.Size()))
 			case e.Done == e.Total && p.early != nil && p.early(e):
-				p.errs = append(p.errs, fmt.Sprintf("%s: done %d of %d before every blob was in", e.Image.Reference, e.Done, e.Total))
+				p.errs = append(p.errs, fmt.Sprintf("%s: done %d of %d before every blob was in", e.Image.Reference(), e.Done, e.Total))
 			}
 			p.last[e.Image] = e
 			p.mu.Unlock()
@@ -498,7 +498,7 @@ func (p *progressCheck) check(t *testing.T, res *loader.Result) {
 		}
 		last, ok := p.last[img]
 		if !ok || last.Done != last.Total {
-			t.Errorf("%s: last progress %d of %d (seen: %t), want all", img.Reference, last.Done, last.Total, ok)
+			t.Errorf("%s: last progress %d of %d (seen: %t), want all", img.Reference(), last.Done, last.Total, ok)
 		}
 	}
 }
@@ -534,7 +534,7 @@ func TestRunProgress(t *testing.T) {
 			for img, ir := range res.Images {
 				mounted += ir.Mounted
 				if got := ir.Uploaded + ir.Mounted + ir.Present; got != img.Size() {
-					t.Errorf("%s: stats %+v add up to %d, want %d", img.Reference, ir.Stats, got, img.Size())
+					t.Errorf("%s: stats %+v add up to %d, want %d", img.Reference(), ir.Stats, got, img.Size())
 				}
 			}
 			if _, a := imageBy(t, res, ref("library/a:1")); a.Present < big.Size {
@@ -548,7 +548,7 @@ func TestRunProgress(t *testing.T) {
 			}
 			for _, ev := range all[loader.ImageStarted](l.rec) {
 				if ev.Total != ev.Image.Size() {
-					t.Errorf("%s started with total %d, want %d", ev.Image.Reference, ev.Total, ev.Image.Size())
+					t.Errorf("%s started with total %d, want %d", ev.Image.Reference(), ev.Total, ev.Image.Size())
 				}
 			}
 		})
@@ -732,7 +732,7 @@ func TestRunStatsUnits(t *testing.T) {
 			var sum loader.Stats
 			for img, ir := range res.Images {
 				if got := ir.Uploaded + ir.Mounted + ir.Present; got != img.Size() {
-					t.Errorf("%s: stats %+v add up to %d, want the image's %d", img.Reference, ir.Stats, got, img.Size())
+					t.Errorf("%s: stats %+v add up to %d, want the image's %d", img.Reference(), ir.Stats, got, img.Size())
 				}
 				sum.Uploaded += ir.Uploaded
 				sum.Mounted += ir.Mounted
@@ -985,7 +985,7 @@ func TestRunWarmManifestChecks(t *testing.T) {
 			}
 			for img, ir := range res.Images {
 				if ir.Status != loader.StatusUnchanged {
-					t.Errorf("%s: %v %v; want unchanged", img.Reference, ir.Status, ir.Err)
+					t.Errorf("%s: %v %v; want unchanged", img.Reference(), ir.Status, ir.Err)
 				}
 			}
 			if exists["library/a"] != tt.wantIndexed {

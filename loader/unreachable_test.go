@@ -103,7 +103,7 @@ func TestRegistryGoesAway(t *testing.T) {
 			}
 			for _, d := range all[loader.ImageDone](rec) {
 				if d.Result.Status == loader.StatusFailed {
-					t.Errorf("%s failed on its own: %v", d.Image.Reference, d.Result.Err)
+					t.Errorf("%s failed on its own: %v", d.Image.Reference(), d.Result.Err)
 				}
 			}
 		})

@@ -89,13 +89,13 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 	if img.Tag != "" && !img.SkipIndex {
 		desc, body, err := repo.FetchManifest(ctx, img.Tag)
 		if errors.Is(err, oras.ErrNotFound) {
-			return fmt.Errorf("image [%s] does not exists in destination registry server: %w", img.Reference, ErrValidation)
+			return fmt.Errorf("image [%s] does not exists in destination registry server: %w", img.Reference(), ErrValidation)
 		}
 		if err != nil {
-			return fmt.Errorf("image [%s]: %w", img.Reference, err)
+			return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 		}
 		if existing, err = manifest.ParseExisting(desc.MediaType, body); err != nil {
-			return fmt.Errorf("image [%s]: %w", img.Reference, err)
+			return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 		}
 	}
 	for _, m := range img.Manifests {
@@ -105,22 +105,22 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 			// claims it (the others were pushed by digest)
 			got, err := repo.ResolveManifest(ctx, m.Tag())
 			if err != nil && !errors.Is(err, oras.ErrNotFound) {
-				return fmt.Errorf("image [%s]: %w", img.Reference, err)
+				return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 			}
 			if err != nil || got.Digest != desc.Digest {
-				return fmt.Errorf("image [%s] digest [%s] does not exists in destination registry: %w", img.Reference, desc.Digest, ErrValidation)
+				return fmt.Errorf("image [%s] digest [%s] does not exists in destination registry: %w", img.Reference(), desc.Digest, ErrValidation)
 			}
 			continue
 		}
 		if !img.SkipIndex && img.Tag != "" && !existing.HasDigest(desc.Digest) {
-			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference, desc.Digest, platformString(m.platform), ErrValidation)
+			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference(), desc.Digest, platformString(m.platform), ErrValidation)
 		}
 		ok, err := repo.ManifestExists(ctx, desc)
 		if err != nil {
-			return fmt.Errorf("image [%s]: %w", img.Reference, err)
+			return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 		}
 		if !ok {
-			return fmt.Errorf("image [%s] digest [%s] (%s) does not exists in destination registry: %w", img.Reference, desc.Digest, platformString(m.platform), ErrValidation)
+			return fmt.Errorf("image [%s] digest [%s] (%s) does not exists in destination registry: %w", img.Reference(), desc.Digest, platformString(m.platform), ErrValidation)
 		}
 	}
 	return nil

@@ -160,12 +160,12 @@ func (p *liveProgress) draw() {
 			continue
 		}
 		if p.validate {
-			line("  " + quoteControl(a.img.Reference) + " checking")
+			line("  " + quoteControl(a.img.Reference()) + " checking")
 			continue
 		}
 		done := min(a.done, a.total)
 		sizes := humanBytes(done) + "/" + humanBytes(a.total)
-		name := truncate(quoteControl(a.img.Reference), max(p.width-len(sizes)-27, 10))
+		name := truncate(quoteControl(a.img.Reference()), max(p.width-len(sizes)-27, 10))
 		line(fmt.Sprintf("  %s %s %s", name, bar(done, a.total, 20), sizes))
 	}
 	if len(p.active) > 8 {

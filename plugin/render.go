@@ -136,7 +136,7 @@ func (h hangarLines) event(ev loader.Event) {
 		}
 	case loader.ImageLoading:
 		for _, l := range e.Image.Lines {
-			h.l.infof(l.Number, "Loading [%s] => [%s]", l.Source, e.Image.Reference)
+			h.l.infof(l.Number, "Loading [%s] => [%s]", l.Source, e.Image.Reference())
 		}
 		for _, n := range e.Image.Notes {
 			h.l.warnf(e.Image.Lines[0].Number, "%s", n)
@@ -160,7 +160,7 @@ func (h hangarLines) event(ev loader.Event) {
 
 func (h hangarLines) imageDone(img *loader.Image, res *loader.ImageResult) {
 	if h.l.debug {
-		h.l.logf(levelDebug, img.Lines[0].Number, "[%s] %s: %s", img.Reference, res.Status, requestsString(res.Requests.ByMethod()))
+		h.l.logf(levelDebug, img.Lines[0].Number, "[%s] %s: %s", img.Reference(), res.Status, requestsString(res.Requests.ByMethod()))
 	}
 	switch {
 	case h.validate && res.Status == loader.StatusLoaded:
@@ -243,7 +243,7 @@ type jsonFailure struct {
 func ptr[T any](v T) *T { return &v }
 
 func imageEvent(kind string, img *loader.Image) jsonEvent {
-	e := jsonEvent{Event: kind, Time: time.Now(), Image: img.Reference, Source: img.Source}
+	e := jsonEvent{Event: kind, Time: time.Now(), Image: img.Reference(), Source: img.Source}
 	for _, l := range img.Lines {
 		e.Lines = append(e.Lines, l.Number)
 	}
