@@ -280,7 +280,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		Plan:          &Plan{Host: host, Prefix: prefix},
 		src:           src,
 		opts:          opts,
-		byRef:         map[string]*Image{},
+		byRef:         map[imageKey]*Image{},
 		manifests:     map[int32]parsedManifest{},
 		failed:        map[int32]error{},
 		configFailed:  map[int32]error{},
@@ -352,12 +352,19 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	return p.Plan, nil
 }
 
+// imageKey is the destination of an image, as its ref names it, in the
+// strings the image holds.
+type imageKey struct {
+	repository, tag string
+	digest          digest.Digest
+}
+
 // planner builds a Plan.
 type planner struct {
 	*Plan
 	src   Source
 	opts  Options
-	byRef map[string]*Image
+	byRef map[imageKey]*Image
 	// manifests and platforms cache what was read from the archive, by
 	// blob number (digest strings would keep some 100 bytes each alive
 	// until the plan is made), a platform shared with every equal one;
@@ -380,10 +387,11 @@ type planner struct {
 func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 	line.Source = ref
 	img := p.destination(entries[0], ref)
-	if existing, ok := p.byRef[img.ref()]; ok {
+	key := imageKey{img.Repository, img.Tag, img.Digest}
+	if existing, ok := p.byRef[key]; ok {
 		img = existing
 	} else {
-		p.byRef[img.ref()] = img
+		p.byRef[key] = img
 		p.Images = append(p.Images, img)
 	}
 	line.Image = img
@@ -665,11 +673,11 @@ func (t mediaType) String() string {
 
 // parsedManifest is what the plan keeps of a distinct manifest.
 type parsedManifest struct {
-	size      int32
-	mediaType mediaType
 	blobs     []int32
+	size      int32
 	id        int32 // the manifest's blob number
 	config    int32 // blob number; -1: not in the archive (planner.configMissing has why)
+	mediaType mediaType
 	chart     bool
 }
 

@@ -366,8 +366,9 @@ type runner struct {
 	listedKept bool // the registry keeps the manifests an index names
 	sharing    map[*Image]tagSharing
 
-	mu     sync.Mutex
-	pushed []pushed // indexes pushed, for settle
+	mu       sync.Mutex
+	pushed   []pushed  // indexes pushed, for settle
+	settleBy time.Time // when every index pushed has surely landed
 }
 
 func (r *runner) debugf(format string, args ...any) {
@@ -771,7 +772,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return true, nil
 		}
 		if pushes == 0 {
-			r.pushedIndex(img, ir, desc, time.Since(pushStart))
+			r.pushedIndex(img, ir, time.Since(pushStart))
 			return true, nil
 		}
 		if err := p.readTag(ctx, img); err != nil {
@@ -787,20 +788,21 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 	}
 }
 
-// pushed is an index this load pushed, for settle.
+// pushed is an index this load pushed, for settle: the image's result
+// names it (ImageResult.Index).
 type pushed struct {
-	img    *Image
-	ir     *ImageResult
-	digest digest.Digest
-	at     time.Time     // when the push was answered
-	took   time.Duration // the push
+	img *Image
+	ir  *ImageResult
 }
 
-// pushedIndex records an index for settle.
-func (r *runner) pushedIndex(img *Image, ir *ImageResult, desc ocispec.Descriptor, took time.Duration) {
+// pushedIndex records an index for settle, whose push took took.
+func (r *runner) pushedIndex(img *Image, ir *ImageResult, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pushed = append(r.pushed, pushed{img: img, ir: ir, digest: desc.Digest, at: time.Now(), took: took})
+	r.pushed = append(r.pushed, pushed{img: img, ir: ir})
+	if by := time.Now().Add(2 * took); by.After(r.settleBy) {
+		r.settleBy = by
+	}
 }
 
 // maxSettleWait bounds the wait of settle.
@@ -815,11 +817,7 @@ const maxSettleWait = 2 * time.Second
 // back), so that both loads' platforms survive. It costs one HEAD per
 // index pushed.
 func (r *runner) settle(ctx context.Context) {
-	var wait time.Duration
-	for _, pi := range r.pushed {
-		wait = max(wait, 2*pi.took-time.Since(pi.at))
-	}
-	if wait > 0 {
+	if wait := time.Until(r.settleBy); wait > 0 {
 		t := time.NewTimer(min(wait, maxSettleWait))
 		select {
 		case <-ctx.Done():
@@ -846,7 +844,7 @@ func (r *runner) settle(ctx context.Context) {
 				return // it was made before
 			}
 			got, err := repo.ResolveManifest(ctx, pi.img.Tag)
-			if err == nil && got.Digest == pi.digest || ctx.Err() != nil {
+			if err == nil && got.Digest == pi.ir.Index || ctx.Err() != nil {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference())
