@@ -54,6 +54,10 @@ type tracker struct {
 	// (transfers it started included).
 	requests oras.RequestCounts
 
+	// transfers counts the blob transfers the image started that are
+	// still running (they account for it).
+	transfers atomic.Int32
+
 	mu       sync.Mutex
 	counted  map[int32]bool // by Blob.ID
 	stats    Stats
@@ -116,6 +120,13 @@ func (t *tracker) progress(force bool) {
 	}
 	t.lastEmit = now
 	t.em.emit(ImageProgress{Image: t.img, Done: min(max(t.done, 0), t.total), Total: t.total})
+}
+
+// final reports whether ir holds the image's final counts: no transfer it
+// started is running (none starts once the image is done), and ir has
+// what they counted.
+func (t *tracker) final(ir *ImageResult) bool {
+	return t.transfers.Load() == 0 && t.snapshot() == ir.Stats && t.requests.Snapshot() == ir.Requests
 }
 
 // snapshot returns the image's stats so far.
@@ -263,8 +274,10 @@ func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, 
 		}
 		leads := leader == nil && from == ""
 		s.running.Add(1)
+		t.transfers.Add(1)
 		go func() {
 			defer s.running.Done()
+			defer t.transfers.Add(-1) // after it accounted and finished
 			var o outcome
 			o, task.err = s.transfer(oras.CountRequests(s.ctx, &t.requests), repo, desc, leader, from, t)
 			if task.err == nil {

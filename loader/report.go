@@ -54,8 +54,8 @@ func reportImage(res *Result, img *Image) ReportImage {
 	if ir.Err != nil {
 		ri.Error = ir.Err.Error()
 	}
-	if ir.Index != "" {
-		ri.Index = ir.Index.String()
+	if d := ir.Index(); d != "" {
+		ri.Index = d.String()
 	}
 	for _, m := range img.Manifests {
 		ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Digest().String(), Platform: m.Platform(), Tag: m.Tag()})

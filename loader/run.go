@@ -3,6 +3,8 @@ package loader
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -52,14 +54,29 @@ type ImageResult struct {
 	Status Status
 	Err    error
 	Stats
-	// Index is the digest of the index at the main tag after the load
-	// ("" for charts, files and failures).
-	Index    digest.Digest
 	Duration time.Duration
 	// Requests counts the registry requests made for the image, by HTTP
 	// method (token requests and retries included; a blob transfer counts
 	// for the image that started it).
 	Requests oras.Requests
+
+	index    [sha256.Size]byte // see Index
+	hasIndex bool
+}
+
+// Index returns the digest of the index at the main tag after the load
+// ("" for charts, files and failures).
+func (ir *ImageResult) Index() digest.Digest {
+	if !ir.hasIndex {
+		return ""
+	}
+	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(ir.index[:]))
+}
+
+// setIndex records the index at the main tag; a digest that is not sha256
+// (a registry's answer) is not recorded.
+func (ir *ImageResult) setIndex(d digest.Digest) {
+	ir.index, ir.hasIndex = sha256Sum(d)
 }
 
 // Failure is one line of the failed list.
@@ -256,6 +273,9 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 				}
 				return commits.Acquire(ctx, 1) == nil
 			}, func() { commits.Release(1) })
+			if t.final(res.Images[img]) {
+				trackers[i] = nil // a load of thousands of images keeps few
+			}
 		}()
 	}
 	wg.Wait()
@@ -264,12 +284,12 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	}
 	r.blobs.wait()
 	for i, img := range plan.Images {
-		if trackers[i] != nil {
-			ir := res.Images[img]
-			ir.Stats = trackers[i].snapshot()
-			ir.Requests = trackers[i].requests.Snapshot()
-			res.Stats.add(ir.Stats)
+		ir := res.Images[img]
+		if t := trackers[i]; t != nil {
+			ir.Stats = t.snapshot()
+			ir.Requests = t.requests.Snapshot()
 		}
+		res.Stats.add(ir.Stats)
 	}
 	if ctx.Err() != nil {
 		res.Stopped = context.Cause(ctx)
@@ -734,11 +754,11 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 			return false, fmt.Errorf("failed to load [%s]: %w", img.Source, err)
 		}
 		if !changedNow {
-			ir.Index = p.existingDesc.Digest
+			ir.setIndex(p.existingDesc.Digest)
 			return changed, nil
 		}
 		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: merged.Digest(), Size: int64(len(merged.Bytes))}
-		ir.Index = desc.Digest
+		ir.setIndex(desc.Digest)
 		if r.opts.DryRun {
 			return true, nil
 		}
@@ -789,7 +809,7 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 }
 
 // pushed is an index this load pushed, for settle: the image's result
-// names it (ImageResult.Index).
+// names it (ImageResult.Index()).
 type pushed struct {
 	img *Image
 	ir  *ImageResult
@@ -844,7 +864,7 @@ func (r *runner) settle(ctx context.Context) {
 				return // it was made before
 			}
 			got, err := repo.ResolveManifest(ctx, pi.img.Tag)
-			if err == nil && got.Digest == pi.ir.Index || ctx.Err() != nil {
+			if err == nil && got.Digest == pi.ir.Index() || ctx.Err() != nil {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference())

@@ -285,8 +285,8 @@ func TestRunFailedImageGetsNoIndex(t *testing.T) {
 				if ir.Status != loader.StatusFailed || !errors.Is(ir.Err, errInjected) {
 					t.Errorf("library/b: %v %v, want failed with the injected error", ir.Status, ir.Err)
 				}
-				if ir.Index != "" {
-					t.Errorf("library/b reports index %s", ir.Index)
+				if ir.Index() != "" {
+					t.Errorf("library/b reports index %s", ir.Index())
 				}
 				if got := reg.find(func(c fakeCall) bool { return c.Repo == bad && isIndexPush(c) }); len(got) != 0 {
 					t.Errorf("library/b got %d index pushes", len(got))
@@ -303,8 +303,8 @@ func TestRunFailedImageGetsNoIndex(t *testing.T) {
 					if ir.Status != loader.StatusLoaded {
 						t.Errorf("%s: %v %v, want loaded", r, ir.Status, ir.Err)
 					}
-					if d := reg.tag(repoOf(ref(r)), "1"); d == "" || d != ir.Index {
-						t.Errorf("%s points at %q, want the index %s", r, d, ir.Index)
+					if d := reg.tag(repoOf(ref(r)), "1"); d == "" || d != ir.Index() {
+						t.Errorf("%s points at %q, want the index %s", r, d, ir.Index())
 					}
 				}
 			})
@@ -445,7 +445,7 @@ func TestRunDryRunWritesNothing(t *testing.T) {
 				if got := ir.Uploaded + ir.Mounted + ir.Present; got != img.Size() {
 					t.Errorf("%s: stats %+v add up to %d, want %d", img.Reference(), ir.Stats, got, img.Size())
 				}
-				if !tt.loaded && !img.SkipIndex && ir.Index == "" {
+				if !tt.loaded && !img.SkipIndex && ir.Index() == "" {
 					t.Errorf("%s: no index reported", img.Reference())
 				}
 			}

@@ -292,8 +292,8 @@ func (j *jsonRenderer) event(ev loader.Event) {
 		if r.Err != nil {
 			out.Error = r.Err.Error()
 		}
-		if r.Index != "" {
-			out.Digest = r.Index.String()
+		if d := r.Index(); d != "" {
+			out.Digest = d.String()
 		}
 		out.Uploaded, out.Mounted, out.Present = ptr(r.Uploaded), ptr(r.Mounted), ptr(r.Present)
 		out.Seconds = ptr(r.Duration.Seconds())
