@@ -41,25 +41,21 @@ type Reader struct {
 	blobs []blobRef // share/sha256/<hex> entries, sorted by digest, the first of each name
 	index zipEntry  // index.json
 	// base is the offset of the archive in the file (data before it, as
-	// in a self-extracting archive).
-	base int64
+	// in a self-extracting archive), and dir that of its central
+	// directory in the file (blobRef.record counts from it).
+	base, dir int64
 }
 
-// blobRef is what the reader keeps of the zip entry of a blob: 16 bytes,
-// the first 8 of its sha256 (big-endian: they sort as the digest does) and
-// where its central directory record is. The rest (the whole name, the
-// sizes, where the data is) is read from the record when the blob is
-// looked up, so that an archive of many blobs costs little memory.
+// blobRef is what the reader keeps of the zip entry of a blob: 8 bytes,
+// the first 4 of its sha256 (big-endian: they sort as the digest does) and
+// where its central directory record is, from the directory's start. The
+// rest (the whole name, the sizes, where the data is) is read from the
+// record when the blob is looked up, so that an archive of many blobs
+// costs little memory; digests that share the prefix (a few in an archive
+// of 100,000 blobs) are told apart by the names in their records.
 type blobRef struct {
-	prefix uint64
-	record int64
-}
-
-// scannedBlob is a blob entry as the directory gives it.
-type scannedBlob struct {
-	sum    [sha256.Size]byte
-	record int64
-	seq    uint32 // position among the blob entries (the first of a name wins)
+	prefix uint32
+	record uint32
 }
 
 // Open opens the archive at path, indexes its central directory, and reads,
@@ -150,7 +146,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 	if dir.unsafeName != nil {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
-	r := &Reader{f: f, size: size, blobs: dir.blobs, base: dir.base}
+	r := &Reader{f: f, size: size, blobs: dir.blobs, base: dir.base, dir: dir.dir}
 	if err := r.checkIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -161,6 +157,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 // scannedDirectory is what Open keeps of the central directory.
 type scannedDirectory struct {
 	blobs      []blobRef // sorted by digest, the first entry of each
+	dir        int64     // the central directory's offset in the file
 	base       int64     // of the archive in the file
 	index      *zipEntry // the first index.json, if any
 	unsafeName []byte    // the first name that is not a local path, if any
@@ -175,8 +172,11 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 		return nil, err
 	}
 	s := &scannedDirectory{}
-	scanned := make([]scannedBlob, 0, dir.sizeHint(1<<18))
-	s.base = dir.baseOffset
+	// The table is made as it is kept (8 bytes an entry: an archive of
+	// 100,000 blobs held 5 MB of full digests here while it was sorted).
+	blobs := make([]blobRef, 0, dir.sizeHint(1<<18))
+	s.base, s.dir = dir.baseOffset, dir.baseOffset+dir.dirOffset
+	var tooLarge bool
 	err = dir.each(func(name []byte, e *zipEntry, record int64) {
 		switch {
 		case !isLocalName(name):
@@ -188,28 +188,74 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 				s.index = new(*e)
 			}
 		case bytes.HasPrefix(name, blobPrefix):
-			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(scanned) < math.MaxInt32 {
-				scanned = append(scanned, scannedBlob{sum: sum, record: record, seq: uint32(len(scanned))})
+			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(blobs) < math.MaxInt32 {
+				tooLarge = tooLarge || record-s.dir > math.MaxUint32
+				blobs = append(blobs, blobRef{prefix: binary.BigEndian.Uint32(sum[:]), record: uint32(record - s.dir)})
 			}
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	// The first entry of each name wins: ordered by position after the
-	// digest, it is the first of its run.
-	slices.SortFunc(scanned, func(a, b scannedBlob) int {
-		if c := bytes.Compare(a.sum[:], b.sum[:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
-	scanned = slices.CompactFunc(scanned, func(a, b scannedBlob) bool { return a.sum == b.sum })
-	s.blobs = make([]blobRef, len(scanned))
-	for i, b := range scanned {
-		s.blobs[i] = blobRef{prefix: binary.BigEndian.Uint64(b.sum[:]), record: b.record}
+	if tooLarge {
+		return nil, fmt.Errorf("%w: the central directory holds more than 4 GiB of records", zip.ErrFormat)
 	}
+	// Sorted by digest, the first entry of each name wins. Records come
+	// in directory order, so among entries of one prefix the first is the
+	// one of the lowest record; entries that share a prefix (rare) are
+	// told apart, and their duplicates found, by the names in their
+	// records.
+	slices.SortFunc(blobs, func(a, b blobRef) int {
+		return cmp.Or(cmp.Compare(a.prefix, b.prefix), cmp.Compare(a.record, b.record))
+	})
+	out := blobs[:0]
+	for run := blobs; len(run) > 0; {
+		n := 1
+		for n < len(run) && run[n].prefix == run[0].prefix {
+			n++
+		}
+		if n == 1 {
+			out = append(out, run[0])
+		} else {
+			same, err := s.sortRun(r, size, run[:n])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, same...)
+		}
+		run = run[n:]
+	}
+	s.blobs = slices.Clip(out)
 	return s, nil
+}
+
+// sortRun orders entries that share a prefix, in directory order, by the
+// digests their records name, and returns them without the later entries
+// of a name. It reuses run.
+func (s *scannedDirectory) sortRun(r io.ReaderAt, size int64, run []blobRef) ([]blobRef, error) {
+	type named struct {
+		ref blobRef
+		sum [sha256.Size]byte
+	}
+	list := make([]named, len(run))
+	for i, b := range run {
+		var e zipEntry
+		sum, ok, err := readBlobRecord(r, size, s.dir+int64(b.record), s.base, &e)
+		if err == nil && !ok {
+			err = zip.ErrFormat
+		}
+		if err != nil {
+			return nil, err
+		}
+		list[i] = named{b, sum}
+	}
+	slices.SortStableFunc(list, func(a, b named) int { return bytes.Compare(a.sum[:], b.sum[:]) })
+	list = slices.CompactFunc(list, func(a, b named) bool { return a.sum == b.sum })
+	out := run[:0]
+	for _, n := range list {
+		out = append(out, n.ref)
+	}
+	return out, nil
 }
 
 // blobPrefix is BlobPrefix as bytes.
@@ -395,10 +441,10 @@ func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 	if !ok {
 		return 0, zipEntry{}, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
-	prefix := binary.BigEndian.Uint64(sum[:])
-	// Digests that share their first 8 bytes are next to each other;
+	prefix := binary.BigEndian.Uint32(sum[:])
+	// Digests that share their first 4 bytes are next to each other;
 	// each is told by the name in its record.
-	i, _ := slices.BinarySearchFunc(r.blobs, prefix, func(b blobRef, p uint64) int { return cmp.Compare(b.prefix, p) })
+	i, _ := slices.BinarySearchFunc(r.blobs, prefix, func(b blobRef, p uint32) int { return cmp.Compare(b.prefix, p) })
 	for ; i < len(r.blobs) && r.blobs[i].prefix == prefix; i++ {
 		e, got, err := r.record(i, d)
 		if err != nil {
@@ -416,11 +462,11 @@ func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 // errors.
 func (r *Reader) record(i int, d digest.Digest) (zipEntry, [sha256.Size]byte, error) {
 	var e zipEntry
-	sum, ok, err := readBlobRecord(r.f, r.size, r.blobs[i].record, r.base, &e)
+	sum, ok, err := readBlobRecord(r.f, r.size, r.dir+int64(r.blobs[i].record), r.base, &e)
 	if err != nil {
 		return e, sum, &corruptError{d: d, reason: "its central directory record cannot be read again (has the archive changed?)", err: err}
 	}
-	if !ok || binary.BigEndian.Uint64(sum[:]) != r.blobs[i].prefix {
+	if !ok || binary.BigEndian.Uint32(sum[:]) != r.blobs[i].prefix {
 		return e, sum, &corruptError{d: d, reason: "its central directory record names another entry now (has the archive changed?)"}
 	}
 	if e.usize > math.MaxInt64 {

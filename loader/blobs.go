@@ -177,8 +177,7 @@ type blobScheduler struct {
 
 	running sync.WaitGroup // transfers under way
 	mu      sync.Mutex
-	repos   map[string]int32 // the number of each repository
-	names   []string         // the repositories by number
+	names   []string // the repositories by number (Plan.repositories)
 	// present holds, by repository number, the blobs moved into it; a
 	// repository's set is dropped once the images expected to need it
 	// have all been released (pending, by repository number).
@@ -195,13 +194,14 @@ type blobScheduler struct {
 	first []int32
 }
 
-func newBlobScheduler(ctx context.Context, src Source, blobs, concurrency int, dryRun bool) *blobScheduler {
+func newBlobScheduler(ctx context.Context, src Source, blobs int, repositories []string, concurrency int, dryRun bool) *blobScheduler {
 	return &blobScheduler{
 		ctx:     ctx,
 		src:     src,
 		sem:     semaphore.NewWeighted(int64(max(concurrency, 1))),
 		dryRun:  dryRun,
-		repos:   map[string]int32{},
+		names:   repositories,
+		pending: make([]int32, len(repositories)),
 		present: map[int32]map[int32]struct{}{},
 		tasks:   map[pair]*blobTask{},
 		leaders: map[int32]*blobTask{},
@@ -209,38 +209,22 @@ func newBlobScheduler(ctx context.Context, src Source, blobs, concurrency int, d
 	}
 }
 
-// repoNumber returns the number of a repository; the caller holds mu.
-func (s *blobScheduler) repoNumber(name string) int32 {
-	n, ok := s.repos[name]
-	if !ok {
-		n = int32(len(s.names))
-		s.repos[name] = n
-		s.names = append(s.names, name)
-	}
-	return n
-}
-
-// expect counts an image of the plan that will need repository name, and
-// release one that no longer does: the blobs moved into a repository are
-// remembered until its last expected image is released. A transfer that
-// ends after that (one that no image waits for any more) leaves a small
-// set behind.
-func (s *blobScheduler) expect(name string) {
+// expect counts an image of the plan that will need repository number n,
+// and release one that no longer does: the blobs moved into a repository
+// are remembered until its last expected image is released. A transfer
+// that ends after that (one that no image waits for any more) leaves a
+// small set behind.
+func (s *blobScheduler) expect(n int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.repoNumber(name)
-	if int(n) >= len(s.pending) {
-		s.pending = append(s.pending, make([]int32, int(n)+1-len(s.pending))...)
-	}
 	s.pending[n]++
 }
 
 // release: see expect.
-func (s *blobScheduler) release(name string) {
+func (s *blobScheduler) release(n int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, ok := s.repos[name]
-	if !ok || int(n) >= len(s.pending) || s.pending[n] == 0 {
+	if s.pending[n] == 0 {
 		return
 	}
 	if s.pending[n]--; s.pending[n] == 0 {
@@ -248,13 +232,14 @@ func (s *blobScheduler) release(name string) {
 	}
 }
 
-// ensure makes blob desc present in repo and accounts for it in t. The
+// ensure makes blob desc present in repo, repository number n, and
+// accounts for it in t. The
 // transfer runs under the load's context, not ctx: a blob shared by several
 // images keeps going when the image that asked first fails or gives up
 // (its bytes still count for that image); ctx only bounds the wait.
-func (s *blobScheduler) ensure(ctx context.Context, repo Repository, desc Blob, t *tracker) error {
+func (s *blobScheduler) ensure(ctx context.Context, repo Repository, n int32, desc Blob, t *tracker) error {
 	s.mu.Lock()
-	key := makePair(s.repoNumber(repo.Name()), desc.ID)
+	key := makePair(n, desc.ID)
 	if _, ok := s.present[key.repo()][desc.ID]; ok {
 		s.mu.Unlock()
 		t.account(desc, outcomePresent)

@@ -10,13 +10,14 @@ import (
 // loading, and forgotten once the last one is released, while the blob's
 // first repository (where others mount it from) is kept.
 func TestBlobSchedulerForgetsReleasedRepositories(t *testing.T) {
-	s := newBlobScheduler(context.Background(), nil, 4, 1, false)
-	s.expect("a")
-	s.expect("a")
-	s.expect("b")
+	s := newBlobScheduler(context.Background(), nil, 4, []string{"a", "b", "c"}, 1, false)
+	number := map[string]int32{"a": 0, "b": 1, "c": 2}
+	s.expect(number["a"])
+	s.expect(number["a"])
+	s.expect(number["b"])
 	moved := func(repo string, blob int32) {
 		s.mu.Lock()
-		key := makePair(s.repoNumber(repo), blob)
+		key := makePair(number[repo], blob)
 		task, leads := &blobTask{done: make(chan struct{})}, s.first[blob] == 0
 		if leads {
 			s.leaders[blob] = task
@@ -27,7 +28,7 @@ func TestBlobSchedulerForgetsReleasedRepositories(t *testing.T) {
 	known := func(repo string) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.present[s.repos[repo]])
+		return len(s.present[number[repo]])
 	}
 	moved("a", 0)
 	moved("a", 1)
@@ -45,14 +46,14 @@ func TestBlobSchedulerForgetsReleasedRepositories(t *testing.T) {
 	}
 	for _, st := range steps {
 		if st.release != "" {
-			s.release(st.release)
+			s.release(number[st.release])
 		}
 		if a, b := known("a"), known("b"); a != st.a || b != st.b {
 			t.Errorf("after releasing %q: a knows %d blobs, b %d; want %d and %d", st.release, a, b, st.a, st.b)
 		}
 	}
-	if s.first[0] != s.repos["a"]+1 || s.first[1] != s.repos["a"]+1 {
-		t.Errorf("first repositories %v, want a (%d) for blobs 0 and 1", s.first[:2], s.repos["a"]+1)
+	if s.first[0] != number["a"]+1 || s.first[1] != number["a"]+1 {
+		t.Errorf("first repositories %v, want a (%d) for blobs 0 and 1", s.first[:2], number["a"]+1)
 	}
 	if len(s.present) != 0 {
 		t.Errorf("%d repositories still have sets, want none", len(s.present))

@@ -57,6 +57,8 @@ type Plan struct {
 	// Blobs is the number of distinct blobs of the archive; the blob
 	// numbers of the manifests (Manifest.BlobIDs, Blob.ID) are below it.
 	Blobs int
+
+	repositories []string // the destination repositories, by Image.repo
 }
 
 // Line is one image-list line, or one archive entry without a list.
@@ -115,6 +117,7 @@ type Image struct {
 
 	size int64  // of the distinct blobs of the manifests
 	host string // the destination's, for Reference
+	repo int32  // the repository's number (Plan.repositories)
 }
 
 // Manifest is one manifest to push with its blobs. A plan holds every
@@ -281,6 +284,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		src:           src,
 		opts:          opts,
 		byRef:         map[imageKey]*Image{},
+		repoNumbers:   map[string]int32{},
 		manifests:     map[int32]parsedManifest{},
 		failed:        map[int32]error{},
 		configFailed:  map[int32]error{},
@@ -365,6 +369,8 @@ type planner struct {
 	src   Source
 	opts  Options
 	byRef map[imageKey]*Image
+	// repoNumbers numbers the repositories (Plan.repositories).
+	repoNumbers map[string]int32
 	// manifests and platforms cache what was read from the archive, by
 	// blob number (digest strings would keep some 100 bytes each alive
 	// until the plan is made), a platform shared with every equal one;
@@ -424,6 +430,13 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 		repo = p.Prefix + "/" + repo
 	}
 	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst, host: p.Host}
+	number, ok := p.repoNumbers[img.Repository]
+	if !ok {
+		number = int32(len(p.repositories))
+		p.repoNumbers[img.Repository] = number
+		p.repositories = append(p.repositories, img.Repository)
+	}
+	img.repo = number
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
 	} else {

@@ -224,7 +224,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	defer stop(nil)
 	res := newResult(plan)
 	r := &runner{opts: opts, src: src, reg: reg, em: em, host: plan.Host, stop: stop,
-		blobs: newBlobScheduler(ctx, src, plan.Blobs, opts.BlobConcurrency, opts.DryRun)}
+		blobs: newBlobScheduler(ctx, src, plan.Blobs, repositories(plan), opts.BlobConcurrency, opts.DryRun)}
 	// Harbor refuses to delete a manifest that an index names (412
 	// VIOLATE_FOREIGN_KEY_CONSTRAINT): the manifests the index at a tag
 	// lists are there, and a warm image costs one GET of its tag.
@@ -243,7 +243,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	trackers := make([]*tracker, len(plan.Images))
 	for _, img := range plan.Images {
 		if img.Err == nil {
-			r.blobs.expect(img.Repository)
+			r.blobs.expect(img.repo)
 		}
 	}
 	var wg sync.WaitGroup
@@ -260,7 +260,7 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 			defer wg.Done()
 			defer window.Release(1)
 			if img.Err == nil {
-				defer r.blobs.release(img.Repository)
+				defer r.blobs.release(img.repo)
 			}
 			r.loadImage(ctx, img, res.Images[img], t, func() bool {
 				// the turn passes on once this image may commit, or on
@@ -299,6 +299,24 @@ func run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 	res.Duration = time.Since(start)
 	em.emit(LoadDone{Result: res})
 	return res
+}
+
+// repositories returns the plan's repositories by number (Image.repo),
+// numbering them first in a plan that NewPlan did not make.
+func repositories(plan *Plan) []string {
+	if plan.repositories == nil && len(plan.Images) > 0 {
+		numbers := map[string]int32{}
+		for _, img := range plan.Images {
+			n, ok := numbers[img.Repository]
+			if !ok {
+				n = int32(len(plan.repositories))
+				numbers[img.Repository] = n
+				plan.repositories = append(plan.repositories, img.Repository)
+			}
+			img.repo = n
+		}
+	}
+	return plan.repositories
 }
 
 // initHarbor creates the Harbor projects of the images being loaded; like
@@ -648,7 +666,7 @@ func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repositor
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range blobs {
 		g.Go(func() error {
-			if err := r.blobs.ensure(gctx, repo, b, t); err != nil {
+			if err := r.blobs.ensure(gctx, repo, img.repo, b, t); err != nil {
 				return fmt.Errorf("blob %s: %w", b.Digest, err)
 			}
 			return nil
