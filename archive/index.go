@@ -214,12 +214,12 @@ func (d *indexDecoder) item(img Image) error {
 		d.invalid = fmt.Errorf("%w: list item %d: %w", ErrInvalidIndex, d.items, err)
 		return nil
 	}
-	img.intern()
 	if d.each == nil {
+		img.intern() // a whole index kept: one copy of each shared string
 		d.idx.List = append(d.idx.List, img)
 		return nil
 	}
-	return d.each(img)
+	return d.each(img) // kept or not by each: as decoded
 }
 
 var errUnexpectedEnd = errors.New("unexpected end of JSON input")

@@ -418,7 +418,9 @@ func (r *Reader) Index() (*Index, error) { return r.streamIndex(&r.index, nil) }
 
 // Entries calls fn with each entry of the top-level index, in order, as
 // it decodes the index (again: Open checked it), keeping none of them. It
-// stops at the first error of fn, and returns it as is.
+// stops at the first error of fn, and returns it as is. Unlike those of
+// Index, an entry's strings are as decoded, shared with no other entry:
+// fn keeps what it needs.
 func (r *Reader) Entries(fn func(Image) error) error {
 	_, err := r.streamIndex(&r.index, fn)
 	return err

@@ -429,7 +429,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: tag, Digest: dgst, host: p.Host}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: p.intern(tag), Digest: dgst, host: p.Host}
 	number, ok := p.repoNumbers[img.Repository]
 	if !ok {
 		number = int32(len(p.repositories))

@@ -29,7 +29,7 @@ var gcTuner sync.Once
 
 func startGCTuner() {
 	// Before the first collection the goal is 4 MiB * GOGC / 100.
-	debug.SetGCPercent(gcFloor / (4 << 20) * 100)
+	debug.SetGCPercent(gcFloorPercent)
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var arm func()
 	arm = func() {
@@ -47,10 +47,17 @@ func startGCTuner() {
 type gcSentinel struct{ _ [2]*int }
 
 // gcTarget returns the GOGC value for a live heap of live bytes: gcPercent,
-// or more so that the next goal is at least gcFloor.
+// or more so that the next goal is at least gcFloor. It is at most
+// gcFloorPercent: the runtime's minimum goal is 4 MiB scaled by GOGC, so
+// a larger value for a tiny live heap (GOGC 700 for 1 MiB live) set a
+// goal of 28 MiB, and a load of 400 images grew its heap to 24 MB.
 func gcTarget(live uint64) int {
 	if live == 0 || live*(100+gcPercent)/100 >= gcFloor {
 		return gcPercent
 	}
-	return int(gcFloor*100/live) - 100
+	return min(int(gcFloor*100/live)-100, gcFloorPercent)
 }
+
+// gcFloorPercent is the GOGC whose minimum goal is gcFloor: the runtime's
+// minimum is 4 MiB * GOGC / 100.
+const gcFloorPercent = gcFloor / (4 << 20) * 100

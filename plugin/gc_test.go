@@ -13,26 +13,35 @@ func TestGCTarget(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, gcPercent},               // nothing measured yet
-		{1 * mib, 700},               // goal 8 MiB
-		{4 * mib, 100},               // goal 8 MiB
-		{5 * mib, 60},                // goal 8 MiB
-		{gcFloor * 2 / 3, 50},        // 1.5x live is the floor
-		{6 * mib, gcPercent},         // 1.5x live is above the floor
-		{1 << 30, gcPercent},         // a large plan: live + 50%
-		{gcFloor, gcPercent},         // at the floor
-		{gcFloor/2 + 1, 99},          // just over half the floor
-		{uint64(gcFloor) / 8, 700},   // an eighth
-		{uint64(gcFloor) / 16, 1500}, // a sixteenth
+		{0, gcPercent},                         // nothing measured yet
+		{1 * mib, gcFloorPercent},              // goal 8 MiB, the runtime's minimum
+		{4 * mib, 100},                         // goal 8 MiB
+		{5 * mib, 60},                          // goal 8 MiB
+		{gcFloor * 2 / 3, 50},                  // 1.5x live is the floor
+		{6 * mib, gcPercent},                   // 1.5x live is above the floor
+		{1 << 30, gcPercent},                   // a large plan: live + 50%
+		{gcFloor, gcPercent},                   // at the floor
+		{gcFloor/2 + 1, 99},                    // just over half the floor
+		{uint64(gcFloor) / 8, gcFloorPercent},  // an eighth
+		{uint64(gcFloor) / 16, gcFloorPercent}, // a sixteenth
 	}
 	for _, tt := range tests {
-		if got := gcTarget(tt.live); got != tt.want {
+		got := gcTarget(tt.live)
+		if got != tt.want {
 			t.Errorf("gcTarget(%d) = %d, want %d", tt.live, got, tt.want)
 		}
-		// the next goal is the floor or more (within the rounding down
-		// to a whole percent)
-		if goal := float64(tt.live) * float64(100+gcTarget(tt.live)) / 100; tt.live > 0 && goal < 0.99*gcFloor {
-			t.Errorf("gcTarget(%d): goal %.0f is below the floor %d", tt.live, goal, gcFloor)
+		// The next goal, as the runtime sets it (the larger of 4 MiB
+		// scaled by GOGC and live grown by GOGC), is the floor or 1.5x
+		// live, whichever is larger (within the rounding down to a
+		// whole percent), and never more: a goal of several times the
+		// floor for a tiny heap was the defect.
+		if tt.live == 0 {
+			continue
+		}
+		goal := max(float64(4<<20)*float64(got)/100, float64(tt.live)*float64(100+got)/100)
+		want := max(float64(gcFloor), 1.5*float64(tt.live))
+		if goal < 0.99*want || goal > 1.01*want {
+			t.Errorf("gcTarget(%d) = %d: goal %.0f, want %.0f", tt.live, got, goal, want)
 		}
 	}
 }
