@@ -225,7 +225,7 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 		}
 		run = run[n:]
 	}
-	s.blobs = slices.Clip(out)
+	s.blobs = slices.Clone(out) // its own array: the scan's was sized by a guess
 	return s, nil
 }
 
