@@ -109,6 +109,7 @@ type Image struct {
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
+	repo      int32 // the repository's number (Plan.repositories); here, it fills SkipIndex's padding
 	// Err is set when the image cannot load (damaged archive content, an
 	// invalid destination reference); nothing is pushed for it.
 	Err error
@@ -117,7 +118,6 @@ type Image struct {
 
 	size int64  // of the distinct blobs of the manifests
 	host string // the destination's, for Reference
-	repo int32  // the repository's number (Plan.repositories)
 }
 
 // Manifest is one manifest to push with its blobs. A plan holds every
@@ -136,18 +136,24 @@ type Manifest struct {
 	// subjectTag says the tag is the attestation's subject tag (made by
 	// Tag: some 80 bytes a manifest not kept); tag is the tag otherwise.
 	subjectTag bool
+	mediaType  mediaType
+	size       int32 // at most oras.MaxManifestSize
 	tag        string
-
-	sum       [sha256.Size]byte
-	size      int32 // at most oras.MaxManifestSize
-	mediaType mediaType
-	platform  *ocispec.Platform // shared with every equal one of the plan
-	// annotations are the archive item's (shared with the archive's
-	// index), or nil when subject stands for them.
-	annotations map[string]string
+	sum        [sha256.Size]byte
+	entry      *indexEntry
 	// subject is set for an attestation whose annotations are exactly
 	// BuildKit's two, naming this manifest of the same image.
 	subject *Manifest
+}
+
+// indexEntry is the platform of a manifest's index entry, shared with
+// every equal one of the plan, and its annotations: the archive item's
+// (shared with the archive's index), or nil when there are none or
+// Manifest.subject stands for them. Manifests of one platform and no
+// annotations share one.
+type indexEntry struct {
+	platform    *ocispec.Platform
+	annotations map[string]string
 }
 
 // Tag returns the tag the manifest is pushed to; "" pushes it by digest.
@@ -160,7 +166,7 @@ func (m *Manifest) Tag() string {
 		subject = hex.EncodeToString(m.subject.sum[:])
 	} else {
 		// (not Digest.Encoded, which panics on a value without ':')
-		_, subject, _ = strings.Cut(m.annotations[manifest.AnnotationReferenceDigest], ":")
+		_, subject, _ = strings.Cut(m.entry.annotations[manifest.AnnotationReferenceDigest], ":")
 	}
 	// Hangar tags attestations with their subject:
 	// <repo>:sha256-<subject hex>.att.
@@ -178,7 +184,7 @@ func (m *Manifest) Digest() digest.Digest {
 // digest and size, platform and annotations from the archive item. The
 // platform and annotations may be shared: not to be modified.
 func (m *Manifest) Descriptor() ocispec.Descriptor {
-	desc := ocispec.Descriptor{MediaType: m.mediaType.String(), Digest: m.Digest(), Size: int64(m.size), Platform: m.platform, Annotations: m.annotations}
+	desc := ocispec.Descriptor{MediaType: m.mediaType.String(), Digest: m.Digest(), Size: int64(m.size), Platform: m.entry.platform, Annotations: m.entry.annotations}
 	if m.subject != nil {
 		desc.Annotations = map[string]string{
 			manifest.AnnotationReferenceDigest: m.subject.Digest().String(),
@@ -291,6 +297,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		configMissing: map[int32]error{},
 		platforms:     map[int32]*ocispec.Platform{},
 		shared:        map[platformKey]*ocispec.Platform{},
+		entries:       map[*ocispec.Platform]*indexEntry{},
 		sizes:         make([]int64, src.Blobs()),
 	}
 	// The index's entries come one by one and are not kept: the plan
@@ -384,6 +391,7 @@ type planner struct {
 	configFailed  map[int32]error
 	configMissing map[int32]error
 	shared        map[platformKey]*ocispec.Platform
+	entries       map[*ocispec.Platform]*indexEntry // of no annotations
 	read          int64
 	sizes         []int64 // of the blobs the manifests name, by number
 }
@@ -625,21 +633,31 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item archive.Manifest) {
 	m.sum, _ = sha256Sum(item.Digest) // parse checked it
 	m.size, m.mediaType = pm.size, pm.mediaType
-	if len(item.Annotations) > 0 {
-		m.annotations = item.Annotations
+	annotations := item.Annotations
+	if len(annotations) == 0 {
+		annotations = nil
 	}
-	if len(item.Annotations) == 2 && item.Annotations[manifest.AnnotationReferenceType] == manifest.AttestationManifest {
-		subject := digest.Digest(item.Annotations[manifest.AnnotationReferenceDigest])
+	if len(annotations) == 2 && annotations[manifest.AnnotationReferenceType] == manifest.AttestationManifest {
+		subject := digest.Digest(annotations[manifest.AnnotationReferenceDigest])
 		if i := indexOfDigest(img.Manifests, subject); i >= 0 {
-			m.subject, m.annotations = img.Manifests[i], nil
+			m.subject, annotations = img.Manifests[i], nil
 		}
 	}
 	key := platformKey{item.Arch, item.OS, item.Variant, item.OSVersion, strings.Join(item.OSFeatures, "\x00")}
-	if m.platform = p.shared[key]; m.platform == nil {
-		platform := itemPlatform(item)
-		platform.OSFeatures = slices.Clone(platform.OSFeatures)
-		m.platform = &platform
-		p.shared[key] = m.platform
+	platform := p.shared[key]
+	if platform == nil {
+		pl := itemPlatform(item)
+		pl.OSFeatures = slices.Clone(pl.OSFeatures)
+		platform = &pl
+		p.shared[key] = platform
+	}
+	if annotations != nil {
+		m.entry = &indexEntry{platform: platform, annotations: annotations}
+		return
+	}
+	if m.entry = p.entries[platform]; m.entry == nil {
+		m.entry = &indexEntry{platform: platform}
+		p.entries[platform] = m.entry
 	}
 }
 

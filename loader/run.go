@@ -613,7 +613,7 @@ const (
 func (r *runner) prepareManifest(ctx context.Context, img *Image, repo Repository, m *Manifest, known knowledge, t *tracker) (step, error) {
 	desc := manifestDescriptor(m)
 	fail := func(err error) (step, error) {
-		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.platform), err)
+		return stepNone, fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.entry.platform), err)
 	}
 	blobs, err := r.manifestBlobs(m)
 	if err != nil {
@@ -716,7 +716,7 @@ func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageR
 				err = p.repo.PushManifest(gctx, desc, body, m.Tag())
 			}
 			if err != nil {
-				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.platform), err)
+				return fmt.Errorf("manifest %s (%s): %w", desc.Digest, platformString(m.entry.platform), err)
 			}
 			r.em.emit(ManifestPushed{Image: img, Manifest: m, Descriptor: desc, Tag: m.Tag()})
 			return nil
@@ -987,7 +987,7 @@ func manifestDescriptor(m *Manifest) ocispec.Descriptor {
 
 // Platform returns the manifest's platform as os/arch[/variant], or "no
 // platform" (charts, files).
-func (m *Manifest) Platform() string { return platformString(m.platform) }
+func (m *Manifest) Platform() string { return platformString(m.entry.platform) }
 
 func platformString(p *ocispec.Platform) string {
 	if p == nil || p.OS == "" && p.Architecture == "" {

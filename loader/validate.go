@@ -113,14 +113,14 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 			continue
 		}
 		if !img.SkipIndex && img.Tag != "" && !existing.HasDigest(desc.Digest) {
-			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference(), desc.Digest, platformString(m.platform), ErrValidation)
+			return fmt.Errorf("image [%s] digest [%s] (%s) is not in the destination index: %w", img.Reference(), desc.Digest, platformString(m.entry.platform), ErrValidation)
 		}
 		ok, err := repo.ManifestExists(ctx, desc)
 		if err != nil {
 			return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 		}
 		if !ok {
-			return fmt.Errorf("image [%s] digest [%s] (%s) does not exists in destination registry: %w", img.Reference(), desc.Digest, platformString(m.platform), ErrValidation)
+			return fmt.Errorf("image [%s] digest [%s] (%s) does not exists in destination registry: %w", img.Reference(), desc.Digest, platformString(m.entry.platform), ErrValidation)
 		}
 	}
 	return nil
