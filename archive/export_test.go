@@ -70,3 +70,20 @@ func ParseIndex(data []byte) (*Index, error) {
 	}
 	return decodeIndex(bytes.NewReader(data), nil)
 }
+
+// countingReaderAt counts the reads of a ReaderAt.
+type countingReaderAt struct {
+	io.ReaderAt
+	n *int
+}
+
+func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	*c.n++
+	return c.ReaderAt.ReadAt(p, off)
+}
+
+// CountRecordReads makes r count the reads of central directory records
+// from now on, into n (not safe for concurrent lookups).
+func CountRecordReads(r *Reader, n *int) {
+	r.records = countingReaderAt{r.records, n}
+}

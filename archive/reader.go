@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -36,10 +37,13 @@ const (
 // Reader serves the index and the blobs of one Hangar archive. It is safe
 // for concurrent use.
 type Reader struct {
-	f     *os.File
-	size  int64
-	blobs []blobRef // share/sha256/<hex> entries, sorted by digest, the first of each name
-	index zipEntry  // index.json
+	f *os.File
+	// records is where central directory records are read from: f (a
+	// test counts the reads).
+	records io.ReaderAt
+	size    int64
+	blobs   []blobRef // share/sha256/<hex> entries, sorted by digest, the first of each name
+	index   zipEntry  // index.json
 	// base is the offset of the archive in the file (data before it, as
 	// in a self-extracting archive), and dir that of its central
 	// directory in the file (blobRef.record counts from it).
@@ -146,7 +150,7 @@ func newReader(path string, f *os.File, size int64) (*Reader, error) {
 	if dir.unsafeName != nil {
 		return nil, fmt.Errorf("open %s: %w: %q", path, ErrUnsafeName, dir.unsafeName)
 	}
-	r := &Reader{f: f, size: size, blobs: dir.blobs, base: dir.base, dir: dir.dir}
+	r := &Reader{f: f, records: f, size: size, blobs: dir.blobs, base: dir.base, dir: dir.dir}
 	if err := r.checkIndex(dir.index); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -443,17 +447,26 @@ func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 	if !ok {
 		return 0, zipEntry{}, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
+	// Digests that share their first 4 bytes are next to each other, in
+	// digest order: among them the blob is searched by the names in
+	// their records, a few reads even where a hostile archive names
+	// thousands of blobs with one prefix.
 	prefix := binary.BigEndian.Uint32(sum[:])
-	// Digests that share their first 4 bytes are next to each other;
-	// each is told by the name in its record.
-	i, _ := slices.BinarySearchFunc(r.blobs, prefix, func(b blobRef, p uint32) int { return cmp.Compare(b.prefix, p) })
-	for ; i < len(r.blobs) && r.blobs[i].prefix == prefix; i++ {
-		e, got, err := r.record(i, d)
+	lo, _ := slices.BinarySearchFunc(r.blobs, prefix, func(b blobRef, p uint32) int { return cmp.Compare(b.prefix, p) })
+	hi := lo + sort.Search(len(r.blobs)-lo, func(k int) bool { return r.blobs[lo+k].prefix != prefix })
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		e, got, err := r.record(mid, d)
 		if err != nil {
 			return 0, zipEntry{}, err
 		}
-		if got == sum {
-			return i, e, nil
+		switch c := bytes.Compare(got[:], sum[:]); {
+		case c == 0:
+			return mid, e, nil
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
 		}
 	}
 	return 0, zipEntry{}, fmt.Errorf("blob %s: %w", d, ErrBlobNotFound)
@@ -464,7 +477,7 @@ func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 // errors.
 func (r *Reader) record(i int, d digest.Digest) (zipEntry, [sha256.Size]byte, error) {
 	var e zipEntry
-	sum, ok, err := readBlobRecord(r.f, r.size, r.dir+int64(r.blobs[i].record), r.base, &e)
+	sum, ok, err := readBlobRecord(r.records, r.size, r.dir+int64(r.blobs[i].record), r.base, &e)
 	if err != nil {
 		return e, sum, &corruptError{d: d, reason: "its central directory record cannot be read again (has the archive changed?)", err: err}
 	}

@@ -833,6 +833,40 @@ func TestBlobLookups(t *testing.T) {
 			t.Errorf("Stat of a third digest with that prefix: %v, want ErrBlobNotFound", err)
 		}
 	})
+	t.Run("many with one prefix", func(t *testing.T) {
+		// A hostile archive may name thousands of blobs with one prefix:
+		// a lookup reads a few records (a binary search among them),
+		// not all of them.
+		const n = 3000
+		many := make([]archivetest.Entry, n)
+		want := map[digest.Digest]int64{}
+		for i := range many {
+			d := digest.NewDigestFromEncoded(digest.SHA256, same+fmt.Sprintf("%056x", i*2+1))
+			many[i] = archivetest.Entry{Name: blobName(d), Data: []byte(fmt.Sprint(i))}
+			want[d] = int64(len(many[i].Data))
+		}
+		w := write(t, archivetest.Sample(), archivetest.Options{Extra: many})
+		r := open(t, w.Path)
+		var reads int
+		archive.CountRecordReads(r, &reads)
+		maxReads := 0
+		for d, size := range want {
+			reads = 0
+			if _, got, err := r.Stat(d); err != nil || got != size {
+				t.Fatalf("Stat(%s) = %d, %v, want %d bytes", d, got, err, size)
+			}
+			maxReads = max(maxReads, reads)
+		}
+		reads = 0
+		missing := digest.NewDigestFromEncoded(digest.SHA256, same+fmt.Sprintf("%056x", 2000)) // even: not written
+		if _, _, err := r.Stat(missing); !errors.Is(err, archive.ErrBlobNotFound) {
+			t.Errorf("Stat of a missing digest with that prefix: %v, want ErrBlobNotFound", err)
+		}
+		maxReads = max(maxReads, reads)
+		if limit := 13; maxReads > limit { // log2(3000) rounded up, and one
+			t.Errorf("a lookup among %d blobs of one prefix read %d records, want at most %d", n, maxReads, limit)
+		}
+	})
 	t.Run("data before the archive", func(t *testing.T) {
 		w := write(t, archivetest.Sample(), archivetest.Options{})
 		data, err := os.ReadFile(w.Path)
