@@ -194,12 +194,6 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 	return desc
 }
 
-// is reports whether the manifest's digest is d.
-func (m *Manifest) is(d digest.Digest) bool {
-	sum, ok := sha256Sum(d)
-	return ok && sum == m.sum
-}
-
 // sha256Sum returns the bytes of a sha256 digest.
 func sha256Sum(d digest.Digest) (sum [sha256.Size]byte, ok bool) {
 	enc, found := strings.CutPrefix(string(d), "sha256:")
@@ -576,9 +570,15 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 	return nil
 }
 
+// indexOfDigest returns the position of the manifest with digest d in ms,
+// or -1.
 func indexOfDigest(ms []*Manifest, d digest.Digest) int {
+	sum, ok := sha256Sum(d)
+	if !ok {
+		return -1
+	}
 	for i, m := range ms {
-		if m.is(d) {
+		if m.sum == sum {
 			return i
 		}
 	}
