@@ -192,7 +192,7 @@ func scanDirectory(r io.ReaderAt, size int64) (*scannedDirectory, error) {
 				s.index = new(*e)
 			}
 		case bytes.HasPrefix(name, blobPrefix):
-			if sum, ok := decodeSum(name[len(blobPrefix):]); ok && len(blobs) < math.MaxInt32 {
+			if sum, ok := digestcheck.DecodeSHA256Hex(name[len(blobPrefix):]); ok && len(blobs) < math.MaxInt32 {
 				tooLarge = tooLarge || record-s.dir > math.MaxUint32
 				blobs = append(blobs, blobRef{prefix: binary.BigEndian.Uint32(sum[:]), record: uint32(record - s.dir)})
 			}
@@ -264,36 +264,6 @@ func (s *scannedDirectory) sortRun(r io.ReaderAt, size int64, run []blobRef) ([]
 
 // blobPrefix is BlobPrefix as bytes.
 var blobPrefix = []byte(BlobPrefix)
-
-// decodeSum decodes the 64 lower-case hex digits of a sha256 digest.
-func decodeSum[T string | []byte](enc T) (sum [sha256.Size]byte, ok bool) {
-	if len(enc) != 2*sha256.Size {
-		return sum, false
-	}
-	for i := range sum {
-		hi, lo := unhex[enc[2*i]], unhex[enc[2*i+1]]
-		if hi|lo > 0xf {
-			return sum, false
-		}
-		sum[i] = hi<<4 | lo
-	}
-	return sum, true
-}
-
-// unhex maps lower-case hex digits to their value, other bytes to 0xff.
-var unhex = func() (t [256]byte) {
-	for c := range t {
-		switch {
-		case '0' <= c && c <= '9':
-			t[c] = byte(c - '0')
-		case 'a' <= c && c <= 'f':
-			t[c] = byte(c - 'a' + 10)
-		default:
-			t[c] = 0xff
-		}
-	}
-	return t
-}()
 
 // checkIndex checks the top-level index.json, bounded by MaxIndexSize, in
 // two passes over its entry, neither of which holds it: the first checks
@@ -443,7 +413,7 @@ func (r *Reader) blob(d digest.Digest) (int, zipEntry, error) {
 	if !digestcheck.IsSHA256Hex(enc) {
 		return 0, zipEntry{}, fmt.Errorf("blob %s: %w: %w", quoteShort(string(d)), ErrInvalidDigest, digest.SHA256.Validate(enc))
 	}
-	sum, ok := decodeSum(enc)
+	sum, ok := digestcheck.DecodeSHA256Hex(enc)
 	if !ok {
 		return 0, zipEntry{}, fmt.Errorf("blob %s: %w", quoteShort(string(d)), ErrInvalidDigest)
 	}
@@ -561,7 +531,7 @@ func (r *Reader) open(d digest.Digest, e *zipEntry) (io.ReadCloser, error) {
 	default:
 		return nil, &corruptError{d: d, reason: "bad entry header", err: err}
 	}
-	want, _ := decodeSum(d.Encoded())
+	want, _ := digestcheck.DecodeSHA256Hex(d.Encoded())
 	return &blobReader{r: rd, c: c, d: d, want: want, size: int64(e.usize), h: sha256.New()}, nil
 }
 

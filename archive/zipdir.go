@@ -11,6 +11,8 @@ import (
 	"io"
 	"math"
 	"sync"
+
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 )
 
 // The central directory is read here rather than with zip.NewReader, which
@@ -227,7 +229,7 @@ func readBlobRecord(r io.ReaderAt, size, record, baseOffset int64, e *zipEntry) 
 	}
 	e.header += baseOffset
 	if hex, found := bytes.CutPrefix(name, blobPrefix); found {
-		sum, ok = decodeSum(hex)
+		sum, ok = digestcheck.DecodeSHA256Hex(hex)
 	}
 	return sum, ok, nil
 }

@@ -6,7 +6,7 @@
 package digestcheck
 
 import (
-	_ "crypto/sha256" // digest.SHA256
+	"crypto/sha256" // and digest.SHA256
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -34,4 +34,45 @@ func IsSHA256Hex(enc string) bool {
 		}
 	}
 	return true
+}
+
+// DecodeSHA256Hex decodes the encoded part of a sha256 digest: 64
+// lower-case hex digits (ok is false for anything else).
+func DecodeSHA256Hex[T string | []byte](enc T) (sum [sha256.Size]byte, ok bool) {
+	if len(enc) != 2*sha256.Size {
+		return sum, false
+	}
+	for i := range sum {
+		hi, lo := unhex[enc[2*i]], unhex[enc[2*i+1]]
+		if hi|lo > 0xf {
+			return sum, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+// unhex maps lower-case hex digits to their value, other bytes to 0xff.
+var unhex = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
+
+// SHA256Sum returns the bytes of a sha256 digest in canonical form
+// (ok is false for anything else).
+func SHA256Sum(d digest.Digest) (sum [sha256.Size]byte, ok bool) {
+	enc, found := strings.CutPrefix(string(d), "sha256:")
+	if !found {
+		return sum, false
+	}
+	return DecodeSHA256Hex(enc)
 }

@@ -1,6 +1,8 @@
 package digestcheck
 
 import (
+	"bytes"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -48,6 +50,23 @@ func TestIsSHA256HexAgreesWithGoDigest(t *testing.T) {
 		enc := strings.TrimPrefix(c, "sha256:")
 		if got, want := IsSHA256Hex(enc), digest.SHA256.Validate(enc) == nil; got != want {
 			t.Errorf("IsSHA256Hex(%q) = %v, go-digest says valid=%v", enc, got, want)
+		}
+	}
+}
+
+// TestSHA256SumAgreesWithGoDigest checks that SHA256Sum accepts what
+// go-digest calls a valid sha256 digest, and gives its bytes.
+func TestSHA256SumAgreesWithGoDigest(t *testing.T) {
+	for _, c := range cases {
+		d := digest.Digest(c)
+		sum, ok := SHA256Sum(d)
+		valid := strings.HasPrefix(c, "sha256:") && d.Validate() == nil // (Algorithm panics without ':')
+		if ok != valid {
+			t.Errorf("SHA256Sum(%q) ok = %v, go-digest says valid sha256=%v", c, ok, valid)
+			continue
+		}
+		if want, _ := hex.DecodeString(strings.TrimPrefix(c, "sha256:")); ok && !bytes.Equal(sum[:], want) {
+			t.Errorf("SHA256Sum(%q) = %x, want %x", c, sum, want)
 		}
 	}
 }
