@@ -194,16 +194,6 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 	return desc
 }
 
-// sha256Sum returns the bytes of a sha256 digest.
-func sha256Sum(d digest.Digest) (sum [sha256.Size]byte, ok bool) {
-	enc, found := strings.CutPrefix(string(d), "sha256:")
-	if !found || !digestcheck.IsSHA256Hex(enc) {
-		return sum, false
-	}
-	_, err := hex.Decode(sum[:], []byte(enc))
-	return sum, err == nil
-}
-
 // Blob is a blob of a manifest being loaded: what its transfer needs.
 type Blob struct {
 	Digest digest.Digest
@@ -357,6 +347,18 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	return p.Plan, nil
 }
 
+// number gives img the number of its repository (Image.repo), adding the
+// repository to p.repositories when numbers has none for it yet.
+func (p *Plan) number(numbers map[string]int32, img *Image) {
+	n, ok := numbers[img.Repository]
+	if !ok {
+		n = int32(len(p.repositories))
+		numbers[img.Repository] = n
+		p.repositories = append(p.repositories, img.Repository)
+	}
+	img.repo = n
+}
+
 // imageKey is the destination of an image, as its ref names it, in the
 // strings the image holds.
 type imageKey struct {
@@ -432,13 +434,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 		repo = p.Prefix + "/" + repo
 	}
 	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: p.intern(tag), Digest: dgst, host: p.Host}
-	number, ok := p.repoNumbers[img.Repository]
-	if !ok {
-		number = int32(len(p.repositories))
-		p.repoNumbers[img.Repository] = number
-		p.repositories = append(p.repositories, img.Repository)
-	}
-	img.repo = number
+	p.number(p.repoNumbers, img)
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
 	} else {
@@ -573,7 +569,7 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 // indexOfDigest returns the position of the manifest with digest d in ms,
 // or -1.
 func indexOfDigest(ms []*Manifest, d digest.Digest) int {
-	sum, ok := sha256Sum(d)
+	sum, ok := digestcheck.SHA256Sum(d)
 	if !ok {
 		return -1
 	}
@@ -631,7 +627,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 // archive's index (neither is modified), or, for an attestation with
 // BuildKit's two annotations naming a manifest of img, that manifest.
 func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item archive.Manifest) {
-	m.sum, _ = sha256Sum(item.Digest) // parse checked it
+	m.sum, _ = digestcheck.SHA256Sum(item.Digest) // parse checked it
 	m.size, m.mediaType = pm.size, pm.mediaType
 	annotations := item.Annotations
 	if len(annotations) == 0 {
@@ -643,14 +639,7 @@ func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item arch
 			m.subject, annotations = img.Manifests[i], nil
 		}
 	}
-	key := platformKey{item.Arch, item.OS, item.Variant, item.OSVersion, strings.Join(item.OSFeatures, "\x00")}
-	platform := p.shared[key]
-	if platform == nil {
-		pl := itemPlatform(item)
-		pl.OSFeatures = slices.Clone(pl.OSFeatures)
-		platform = &pl
-		p.shared[key] = platform
-	}
+	platform := p.share(itemPlatform(item))
 	if annotations != nil {
 		m.entry = &indexEntry{platform: platform, annotations: annotations}
 		return
@@ -659,6 +648,19 @@ func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item arch
 		m.entry = &indexEntry{platform: platform}
 		p.entries[platform] = m.entry
 	}
+}
+
+// share returns the plan's copy of platform, shared with every equal one
+// (not to be modified), making it on first use.
+func (p *planner) share(platform ocispec.Platform) *ocispec.Platform {
+	key := platformKey{platform.Architecture, platform.OS, platform.Variant, platform.OSVersion, strings.Join(platform.OSFeatures, "\x00")}
+	shared := p.shared[key]
+	if shared == nil {
+		platform.OSFeatures = slices.Clone(platform.OSFeatures)
+		shared = &platform
+		p.shared[key] = shared
+	}
+	return shared
 }
 
 // platformKey identifies a platform, for sharing.
@@ -769,13 +771,10 @@ func (p *planner) readManifest(item archive.Manifest, size int64, pm *parsedMani
 	if parsed.Config.Digest == "" {
 		return fmt.Errorf("manifest %s has no config", item.Digest)
 	}
-	if pm.config, _, err = p.src.Stat(parsed.Config.Digest); err != nil {
-		pm.config = -1
-		p.configMissing[pm.id] = fmt.Errorf("read config: %w", err)
-	}
 	pm.chart = parsed.Config.MediaType == manifest.MediaTypeHelmConfig
 	pm.blobs = make([]int32, 0, 1+len(parsed.Layers))
-	for _, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
+	pm.config = -1
+	for i, d := range append([]ocispec.Descriptor{parsed.Config}, parsed.Layers...) {
 		if len(d.URLs) > 0 {
 			continue // foreign layer: not stored, not pushed
 		}
@@ -791,6 +790,15 @@ func (p *planner) readManifest(item archive.Manifest, size int64, pm *parsedMani
 		}
 		p.sizes[id] = size
 		pm.blobs = append(pm.blobs, id)
+		if i == 0 {
+			pm.config = id
+		}
+	}
+	if pm.config < 0 { // a foreign config, not among the blobs pushed
+		if pm.config, _, err = p.src.Stat(parsed.Config.Digest); err != nil {
+			pm.config = -1
+			p.configMissing[pm.id] = fmt.Errorf("read config: %w", err)
+		}
 	}
 	return nil
 }
@@ -821,12 +829,7 @@ func (p *planner) platform(pm parsedManifest) (ocispec.Platform, error) {
 		p.configFailed[pm.config] = err
 		return ocispec.Platform{}, err
 	}
-	key := platformKey{platform.Architecture, platform.OS, platform.Variant, platform.OSVersion, strings.Join(platform.OSFeatures, "\x00")}
-	shared := p.shared[key]
-	if shared == nil {
-		shared = &platform
-		p.shared[key] = shared
-	}
+	shared := p.share(platform)
 	p.platforms[pm.config] = shared
 	return *shared, nil
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/cnrancher/docker-hangar/archive"
+	"github.com/cnrancher/docker-hangar/internal/digestcheck"
 	"github.com/cnrancher/docker-hangar/manifest"
 	"github.com/cnrancher/docker-hangar/oras"
 )
@@ -76,7 +77,7 @@ func (ir *ImageResult) Index() digest.Digest {
 // setIndex records the index at the main tag; a digest that is not sha256
 // (a registry's answer) is not recorded.
 func (ir *ImageResult) setIndex(d digest.Digest) {
-	ir.index, ir.hasIndex = sha256Sum(d)
+	ir.index, ir.hasIndex = digestcheck.SHA256Sum(d)
 }
 
 // Failure is one line of the failed list.
@@ -307,13 +308,7 @@ func repositories(plan *Plan) []string {
 	if plan.repositories == nil && len(plan.Images) > 0 {
 		numbers := map[string]int32{}
 		for _, img := range plan.Images {
-			n, ok := numbers[img.Repository]
-			if !ok {
-				n = int32(len(plan.repositories))
-				numbers[img.Repository] = n
-				plan.repositories = append(plan.repositories, img.Repository)
-			}
-			img.repo = n
+			plan.number(numbers, img)
 		}
 	}
 	return plan.repositories
