@@ -823,6 +823,16 @@ func TestBlobLookups(t *testing.T) {
 			}
 		}
 	}
+	// checkRead checks the lookups and reads every blob whole.
+	checkRead := func(t *testing.T, r *archive.Reader, want map[digest.Digest]int64) {
+		t.Helper()
+		check(t, r, want)
+		for d, size := range want {
+			if got, err := readAll(r, d); err != nil || int64(len(got)) != size {
+				t.Fatalf("blob %s: %d bytes, %v", d, len(got), err)
+			}
+		}
+	}
 	t.Run("shared prefix", func(t *testing.T) {
 		w := write(t, archivetest.Sample(), archivetest.Options{Extra: twins})
 		r := open(t, w.Path)
@@ -878,12 +888,7 @@ func TestBlobLookups(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := open(t, path)
-		check(t, r, w.Blobs)
-		for d, size := range w.Blobs {
-			if got, err := readAll(r, d); err != nil || int64(len(got)) != size {
-				t.Fatalf("blob %s: %d bytes, %v", d, len(got), err)
-			}
-		}
+		checkRead(t, r, w.Blobs)
 	})
 	t.Run("long records", func(t *testing.T) {
 		// A comment makes every record longer than one read of it.
@@ -912,12 +917,7 @@ func TestBlobLookups(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := open(t, path)
-		check(t, r, w.Blobs)
-		for d, size := range w.Blobs {
-			if got, err := readAll(r, d); err != nil || int64(len(got)) != size {
-				t.Fatalf("blob %s: %d bytes, %v", d, len(got), err)
-			}
-		}
+		checkRead(t, r, w.Blobs)
 	})
 	t.Run("changed after Open", func(t *testing.T) {
 		w := write(t, archivetest.Sample(), archivetest.Options{})

@@ -677,17 +677,7 @@ func TestImageListByteOrderMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination, opts.ImageList = w.Path, "reg.example.com", list
-	plan, err := loader.NewPlan(ar, lines, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, _ := planOf(t, w.Path, lines, func(o *loader.Options) { o.ImageList = list })
 	if len(plan.Lines) != 2 {
 		t.Fatalf("%d lines, want 2", len(plan.Lines))
 	}
@@ -760,17 +750,7 @@ func indexEntry(d ocispec.Descriptor) ocispec.Descriptor {
 // image's distinct blobs.
 func TestPlanNumbersBlobs(t *testing.T) {
 	w := writeArchive(t, archivetest.Sample(), archivetest.Options{})
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination = w.Path, "reg.example.com"
-	plan, err := loader.NewPlan(ar, nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, ar := planOf(t, w.Path, nil, nil)
 	if plan.Blobs != ar.Blobs() {
 		t.Errorf("Plan.Blobs %d, the archive holds %d", plan.Blobs, ar.Blobs())
 	}
@@ -848,17 +828,7 @@ func TestManifestDescriptor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/a", Tag: "1", Manifests: tt.manifests}}, archivetest.Options{})
-			ar, err := archive.Open(w.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ar.Close()
-			opts := loader.DefaultOptions()
-			opts.Source, opts.Destination, opts.Provenance = w.Path, "reg.example.com", true
-			plan, err := loader.NewPlan(ar, nil, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan, _ := planOf(t, w.Path, nil, func(o *loader.Options) { o.Provenance = true })
 			got := plan.Images[0].Manifests
 			want := w.Images[0].Manifests
 			if len(got) != len(want) {
@@ -886,20 +856,32 @@ func TestAttestationWithoutSubject(t *testing.T) {
 	w := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/a", Tag: "1", Manifests: []archivetest.Manifest{
 		{Platform: amd64, Config: config, Annotations: map[string]string{manifest.AnnotationReferenceType: manifest.AttestationManifest}, Layers: []archivetest.Layer{{Size: 100, Seed: 1}}},
 	}}}, archivetest.Options{})
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination, opts.Provenance = w.Path, "reg.example.com", true
-	plan, err := loader.NewPlan(ar, nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, _ := planOf(t, w.Path, nil, func(o *loader.Options) { o.Provenance = true })
 	img := plan.Images[0]
 	if img.Err != nil || len(img.Manifests) != 1 {
 		t.Fatalf("image planned with error %v and %d manifests, want 1 manifest", img.Err, len(img.Manifests))
 	}
 	t.Logf("tag %q", img.Manifests[0].Tag())
+}
+
+// planOf opens the archive at path and plans its load to reg.example.com
+// with lines and the default options as set changes them (set may be
+// nil); the archive is closed when the test ends.
+func planOf(t *testing.T, path string, lines []loader.ListLine, set func(*loader.Options)) (*loader.Plan, *archive.Reader) {
+	t.Helper()
+	ar, err := archive.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ar.Close() })
+	opts := loader.DefaultOptions()
+	opts.Source, opts.Destination = path, "reg.example.com"
+	if set != nil {
+		set(&opts)
+	}
+	plan, err := loader.NewPlan(ar, lines, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan, ar
 }
