@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
-	"unique"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -217,14 +218,14 @@ const mediaTypeBlob = "application/octet-stream"
 func (img *Image) Size() int64 { return img.size }
 
 // setSize computes the image's Size from the blob sizes by number.
-func (img *Image) setSize(sizes []int64) {
+func (img *Image) setSize(sizes *blobSizes) {
 	img.size = 0
 	seen := map[int32]bool{}
 	for _, m := range img.Manifests {
 		for _, id := range m.BlobIDs {
 			if !seen[id] {
 				seen[id] = true
-				img.size += sizes[id]
+				img.size += sizes.get(id)
 			}
 		}
 	}
@@ -261,7 +262,8 @@ var digestTag = regexp.MustCompile(`^[a-f0-9]{64}$`)
 // NewPlan selects and names what a load of src does with opts: image-list
 // lookups, destination names (each checked before anything is pushed),
 // platform filters and provenance, entries with one destination merged
-// into one image. It reads each distinct manifest and config once.
+// into one image. It reads each distinct manifest once, and each config
+// once (twice if several manifests name it).
 //
 // References: hangar-load.md sections 2.3-2.5, 2.8, 2.9; decisions.md D4.
 func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
@@ -270,19 +272,23 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p := &planner{
-		Plan:          &Plan{Host: host, Prefix: prefix},
-		src:           src,
-		opts:          opts,
-		byRef:         map[imageKey]*Image{},
-		repoNumbers:   map[string]int32{},
-		manifests:     map[int32]parsedManifest{},
-		failed:        map[int32]error{},
-		configFailed:  map[int32]error{},
-		configMissing: map[int32]error{},
-		platforms:     map[int32]*ocispec.Platform{},
-		shared:        map[platformKey]*ocispec.Platform{},
-		entries:       map[*ocispec.Platform]*indexEntry{},
-		sizes:         make([]int64, src.Blobs()),
+		Plan:            &Plan{Host: host, Prefix: prefix},
+		src:             src,
+		opts:            opts,
+		byRef:           map[uint64]*Image{},
+		collided:        map[imageKey]*Image{},
+		seed:            maphash.MakeSeed(),
+		repoNumbers:     map[string]int32{},
+		strings:         map[string]string{},
+		parsedAt:        make([]int32, src.Blobs()),
+		configsRead:     newBitSet(src.Blobs()),
+		configPlatforms: map[int32]*ocispec.Platform{},
+		failed:          map[int32]error{},
+		configFailed:    map[int32]error{},
+		configMissing:   map[int32]error{},
+		shared:          map[platformKey]*ocispec.Platform{},
+		entries:         map[*ocispec.Platform]*indexEntry{},
+		sizes:           newBlobSizes(src.Blobs()),
 	}
 	// The index's entries come one by one and are not kept: the plan
 	// takes what it needs of each (without an image list, as it comes;
@@ -338,17 +344,18 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 	}
 	for _, img := range p.Images {
 		assignTags(img)
-		img.setSize(p.sizes)
+		img.setSize(&p.sizes)
 		if len(img.steps) == 1 && slices.Equal(img.steps[0], img.Manifests) {
 			img.steps = nil // one entry, each manifest once: most images
 		}
 	}
-	p.Blobs = len(p.sizes)
+	p.Blobs = len(p.sizes.small)
 	return p.Plan, nil
 }
 
 // number gives img the number of its repository (Image.repo), adding the
-// repository to p.repositories when numbers has none for it yet.
+// repository to p.repositories when numbers has none for it yet; the
+// images of a repository share its string.
 func (p *Plan) number(numbers map[string]int32, img *Image) {
 	n, ok := numbers[img.Repository]
 	if !ok {
@@ -356,7 +363,7 @@ func (p *Plan) number(numbers map[string]int32, img *Image) {
 		numbers[img.Repository] = n
 		p.repositories = append(p.repositories, img.Repository)
 	}
-	img.repo = n
+	img.repo, img.Repository = n, p.repositories[n]
 }
 
 // imageKey is the destination of an image, as its ref names it, in the
@@ -369,27 +376,71 @@ type imageKey struct {
 // planner builds a Plan.
 type planner struct {
 	*Plan
-	src   Source
-	opts  Options
-	byRef map[imageKey]*Image
+	src  Source
+	opts Options
+	// byRef finds the image of a destination by the hash of its
+	// imageKey (8 bytes a key rather than 48); the rare key whose hash
+	// another took is in collided.
+	byRef    map[uint64]*Image
+	collided map[imageKey]*Image
+	seed     maphash.Seed
 	// repoNumbers numbers the repositories (Plan.repositories).
 	repoNumbers map[string]int32
-	// manifests and platforms cache what was read from the archive, by
-	// blob number (digest strings would keep some 100 bytes each alive
-	// until the plan is made), a platform shared with every equal one;
-	// the errors are kept apart (they are rare): failed by manifest,
-	// configFailed by config, configMissing by manifest (its config is
-	// not in the archive). read counts the manifest bytes read
-	// (MaxPlanManifestBytes).
-	manifests     map[int32]parsedManifest
-	platforms     map[int32]*ocispec.Platform
-	failed        map[int32]error
-	configFailed  map[int32]error
-	configMissing map[int32]error
-	shared        map[platformKey]*ocispec.Platform
-	entries       map[*ocispec.Platform]*indexEntry // of no annotations
-	read          int64
-	sizes         []int64 // of the blobs the manifests name, by number
+	strings     map[string]string // see intern
+	// parsed are the distinct manifests read from the archive, each with
+	// its config's platform once read (shared with every equal one), and
+	// parsedAt is where each is, by the manifest's blob number (1 + its
+	// position in parsed; 0: not read): 4 bytes a blob where maps by
+	// number cost some 100 bytes a manifest. A config is rarely named by
+	// more than one manifest: configsRead marks those read (a bit each),
+	// and configPlatforms keeps the platforms of those read twice, so
+	// that none is read a third time. The errors are kept apart (they are
+	// rare): failed by manifest, configFailed by config, configMissing by
+	// manifest (its config is not in the archive). read counts the
+	// manifest bytes read (MaxPlanManifestBytes).
+	parsed          []parsedManifest
+	parsedAt        []int32
+	configsRead     bitSet
+	configPlatforms map[int32]*ocispec.Platform
+	failed          map[int32]error
+	configFailed    map[int32]error
+	configMissing   map[int32]error
+	shared          map[platformKey]*ocispec.Platform
+	entries         map[*ocispec.Platform]*indexEntry // of no annotations
+	read            int64
+	sizes           blobSizes // of the blobs the manifests name
+}
+
+// blobSizes are the sizes of blobs by number: 4 bytes each, the few of
+// 4 GiB or more apart.
+type blobSizes struct {
+	small []uint32
+	large map[int32]int64
+}
+
+// newBlobSizes returns the sizes of n blobs, all 0.
+func newBlobSizes(n int) blobSizes { return blobSizes{small: make([]uint32, n)} }
+
+// set records the size of blob number id.
+func (s *blobSizes) set(id int32, size int64) {
+	if size > math.MaxUint32 {
+		if s.large == nil {
+			s.large = map[int32]int64{}
+		}
+		s.large[id] = size
+		size = 0
+	} else {
+		delete(s.large, id)
+	}
+	s.small[id] = uint32(size)
+}
+
+// get returns the size of blob number id.
+func (s *blobSizes) get(id int32) int64 {
+	if size, ok := s.large[id]; ok {
+		return size
+	}
+	return int64(s.small[id])
 }
 
 // add plans a line whose source names entries of the archive; ref is the
@@ -397,11 +448,10 @@ type planner struct {
 func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 	line.Source = ref
 	img := p.destination(entries[0], ref)
-	key := imageKey{img.Repository, img.Tag, img.Digest}
-	if existing, ok := p.byRef[key]; ok {
+	if existing := p.lookup(img); existing != nil {
 		img = existing
 	} else {
-		p.byRef[key] = img
+		p.store(img)
 		p.Images = append(p.Images, img)
 	}
 	line.Image = img
@@ -413,6 +463,28 @@ func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 	}
 	return nil
 }
+
+// lookup returns the image of the plan with img's destination, or nil.
+func (p *planner) lookup(img *Image) *Image {
+	key := img.key()
+	if found := p.byRef[maphash.Comparable(p.seed, key)]; found != nil && found.key() == key {
+		return found
+	}
+	return p.collided[key]
+}
+
+// store adds img to the images lookup finds.
+func (p *planner) store(img *Image) {
+	key := img.key()
+	h := maphash.Comparable(p.seed, key)
+	if _, taken := p.byRef[h]; taken {
+		p.collided[key] = img
+		return
+	}
+	p.byRef[h] = img
+}
+
+func (img *Image) key() imageKey { return imageKey{img.Repository, img.Tag, img.Digest} }
 
 // destination names the destination image of an archive entry, as Hangar
 // does, and checks that the name is a valid reference.
@@ -433,7 +505,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: p.intern(repo), Tag: p.intern(tag), Digest: dgst, host: p.Host}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, host: p.Host}
 	p.number(p.repoNumbers, img)
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
@@ -443,7 +515,17 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	return img
 }
 
-func (p *planner) intern(s string) string { return unique.Make(s).Value() }
+// intern returns the planner's copy of s, so that the images of a plan share
+// their projects and tags (their repositories are shared by number).
+// unique.Make would keep a node of some 100 bytes for each string as long
+// as the plan lives; this map goes with the planner.
+func (p *planner) intern(s string) string {
+	if shared, ok := p.strings[s]; ok {
+		return shared
+	}
+	p.strings[s] = s
+	return s
+}
 
 // checkReference reports a destination repository or tag that is not
 // valid by the distribution spec; tag "" is a push by digest.
@@ -585,10 +667,11 @@ func indexOfDigest(ms []*Manifest, d digest.Digest) int {
 // entry and its destination tag (Tag, before assignTags settles tags that
 // several manifests claim). A non-empty note says why the item is skipped.
 func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, att bool) (*Manifest, string, error) {
-	pm, err := p.parse(item)
+	at, err := p.parse(item)
 	if err != nil {
 		return nil, "", err
 	}
+	pm := p.parsed[at]
 	m := &Manifest{BlobIDs: pm.blobs, Attestation: att}
 	p.describe(m, img, pm, item)
 	if pm.chart {
@@ -596,7 +679,7 @@ func (p *planner) manifest(img *Image, e archive.Image, item archive.Manifest, a
 		m.setTag(img.Tag)
 		return m, "", nil
 	}
-	platform, err := p.platform(pm)
+	platform, err := p.platform(at)
 	if err != nil {
 		return nil, "", err
 	}
@@ -704,9 +787,10 @@ func (t mediaType) String() string {
 	return ocispec.MediaTypeImageManifest
 }
 
-// parsedManifest is what the plan keeps of a distinct manifest.
+// parsedManifest is what the planner keeps of a distinct manifest.
 type parsedManifest struct {
 	blobs     []int32
+	platform  *ocispec.Platform // its config's, once read (see planner.platform)
 	size      int32
 	id        int32 // the manifest's blob number
 	config    int32 // blob number; -1: not in the archive (planner.configMissing has why)
@@ -715,28 +799,29 @@ type parsedManifest struct {
 }
 
 // parse reads, checks and summarises the manifest of an item, once per
-// digest.
-func (p *planner) parse(item archive.Manifest) (parsedManifest, error) {
+// digest; the summary is p.parsed[at].
+func (p *planner) parse(item archive.Manifest) (at int, err error) {
 	if item.Digest.Algorithm() != digest.SHA256 {
-		return parsedManifest{}, fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
+		return 0, fmt.Errorf("manifest %s: %w", item.Digest, archive.ErrUnsupportedDigest)
 	}
 	id, size, err := p.src.Stat(item.Digest)
 	if err != nil {
-		return parsedManifest{}, fmt.Errorf("read manifest: %w", err)
+		return 0, fmt.Errorf("read manifest: %w", err)
 	}
-	if pm, ok := p.manifests[id]; ok {
-		return pm, nil
+	if n := p.parsedAt[id]; n > 0 {
+		return int(n - 1), nil
 	}
 	if err, ok := p.failed[id]; ok {
-		return parsedManifest{}, err
+		return 0, err
 	}
 	pm := parsedManifest{id: id}
 	if err := p.readManifest(item, size, &pm); err != nil {
 		p.failed[id] = err
-		return parsedManifest{}, err
+		return 0, err
 	}
-	p.manifests[id] = pm
-	return pm, nil
+	p.parsed = append(p.parsed, pm)
+	p.parsedAt[id] = int32(len(p.parsed))
+	return len(p.parsed) - 1, nil
 }
 
 // readManifest reads the manifest of an item, of size bytes in the archive.
@@ -788,7 +873,7 @@ func (p *planner) readManifest(item archive.Manifest, size int64, pm *parsedMani
 		if size != d.Size {
 			return fmt.Errorf("blob %s is %d bytes in the archive, the manifest says %d", d.Digest, size, d.Size)
 		}
-		p.sizes[id] = size
+		p.sizes.set(id, size)
 		pm.blobs = append(pm.blobs, id)
 		if i == 0 {
 			pm.config = id
@@ -812,27 +897,45 @@ type imageConfig struct {
 	Variant      string   `json:"variant,omitempty"`
 }
 
-// platform reads the platform of a manifest's image config, once per
-// config; a config that is not JSON is an error, as in Hangar.
-func (p *planner) platform(pm parsedManifest) (ocispec.Platform, error) {
+// platform returns the platform of the image config of manifest
+// p.parsed[at], read at most twice per config (see planner.parsed); a
+// config that is not JSON is an error, as in Hangar.
+func (p *planner) platform(at int) (ocispec.Platform, error) {
+	pm := &p.parsed[at]
 	if pm.config < 0 {
 		return ocispec.Platform{}, p.configMissing[pm.id]
+	}
+	if pm.platform != nil {
+		return *pm.platform, nil
 	}
 	if err, ok := p.configFailed[pm.config]; ok {
 		return ocispec.Platform{}, err
 	}
-	if platform, ok := p.platforms[pm.config]; ok {
-		return *platform, nil
+	if shared, ok := p.configPlatforms[pm.config]; ok {
+		pm.platform = shared
+		return *shared, nil
 	}
 	platform, err := p.readPlatform(pm.config)
 	if err != nil {
 		p.configFailed[pm.config] = err
 		return ocispec.Platform{}, err
 	}
-	shared := p.share(platform)
-	p.platforms[pm.config] = shared
-	return *shared, nil
+	pm.platform = p.share(platform)
+	if p.configsRead.has(pm.config) {
+		p.configPlatforms[pm.config] = pm.platform
+	}
+	p.configsRead.add(pm.config)
+	return *pm.platform, nil
 }
+
+// bitSet is a set of blob numbers, a bit each.
+type bitSet []uint64
+
+// newBitSet returns an empty set of numbers below n.
+func newBitSet(n int) bitSet { return make(bitSet, (n+63)/64) }
+
+func (b bitSet) add(id int32)      { b[id/64] |= 1 << (id % 64) }
+func (b bitSet) has(id int32) bool { return b[id/64]&(1<<(id%64)) != 0 }
 
 // readPlatform reads the platform of image config number id.
 func (p *planner) readPlatform(id int32) (ocispec.Platform, error) {

@@ -614,6 +614,52 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 	}
 }
 
+// TestPlanReadsASharedConfigAtMostTwice checks that a config named by many
+// distinct manifests is read at most twice (the planner marks configs read
+// and keeps the platform of a config read twice).
+func TestPlanReadsASharedConfigAtMostTwice(t *testing.T) {
+	const images = 20
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	var set []archivetest.Image
+	for i := range images {
+		layer := archivetest.Layer{Data: fmt.Appendf(nil, "layer %d", i)}
+		set = append(set, archivetest.Image{Source: fmt.Sprintf("docker.io/library/app%d", i), Tag: "1",
+			Manifests: []archivetest.Manifest{{Platform: amd64, Layers: []archivetest.Layer{layer}, Config: config}}})
+	}
+	w := writeArchive(t, set, archivetest.Options{})
+	shared := w.Images[0].Manifests[0].Config.Digest
+	for _, img := range w.Images {
+		if img.Manifests[0].Config.Digest != shared {
+			t.Fatal("the images do not share their config")
+		}
+	}
+	ar, err := archive.Open(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	src := &readCounter{Source: ar}
+	opts := loader.DefaultOptions()
+	opts.Source, opts.Destination = w.Path, "reg.example.com"
+	plan, err := loader.NewPlan(src, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[digest.Digest]bool{}
+	for _, img := range plan.Images {
+		if img.Err != nil || len(img.Manifests) != 1 {
+			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests), img.Err)
+		}
+		distinct[img.Manifests[0].Digest()] = true
+	}
+	if len(distinct) != images {
+		t.Fatalf("%d distinct manifests planned, want %d", len(distinct), images)
+	}
+	if n := src.reads[shared]; n < 1 || n > 2 {
+		t.Errorf("the config of %d manifests was read %d times, want once or twice", images, n)
+	}
+}
+
 func TestPlanTooLarge(t *testing.T) {
 	const size = 4<<20 - 100<<10
 	n := loader.MaxPlanManifestBytes/size + 1

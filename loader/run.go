@@ -213,8 +213,9 @@ func Run(ctx context.Context, plan *Plan, src Source, reg Registry, opts Options
 
 func newResult(plan *Plan) *Result {
 	res := &Result{Plan: plan, Images: make(map[*Image]*ImageResult, len(plan.Images))}
-	for _, img := range plan.Images {
-		res.Images[img] = &ImageResult{}
+	results := make([]ImageResult, len(plan.Images)) // one allocation, not one an image
+	for i, img := range plan.Images {
+		res.Images[img] = &results[i]
 	}
 	return res
 }
