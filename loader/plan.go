@@ -99,14 +99,16 @@ type Image struct {
 	Tag string
 	// Digest is set for image-list lines of the form name@sha256:<hex>.
 	Digest digest.Digest
-	// Manifests are the manifests to push, distinct, in archive order.
-	Manifests []*Manifest
-	// steps are the index entries of each archive entry of the image, in
-	// order (one step per entry), as the Manifests whose Descriptor they
-	// are (an entry that names a manifest again has its own Manifest here,
-	// with its own annotations); nil when the only step is Manifests (see
-	// Steps).
-	steps [][]*Manifest
+	// manifests are the manifests to push, distinct, in archive order
+	// (see Manifests), and steps the index entries of each archive entry
+	// of the image, in order (one step per entry), as the Manifests whose
+	// Descriptor they are (an entry that names a manifest again has its
+	// own Manifest here, with its own annotations); nil when the only step
+	// is the manifests (see Steps). Both are nil once the image is
+	// planned: packed holds them then (Image.pack), with tables.
+	manifests []*Manifest
+	steps     [][]*Manifest
+	packed    []byte
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
@@ -117,20 +119,21 @@ type Image struct {
 	// Notes are warnings about skipped items, reported when it loads.
 	Notes []string
 
-	size int64  // of the distinct blobs of the manifests
-	host string // the destination's, for Reference
+	size   int64       // of the distinct blobs of the manifests
+	tables *planTables // the plan's: the host (Reference), what packed names
 }
 
-// Manifest is one manifest to push with its blobs. A plan holds every
-// manifest it loads, so a Manifest keeps its index entry in parts (digest
-// as bytes, platform shared, an attestation's annotations as the manifest
-// they name) and makes it on demand (Descriptor).
+// Manifest is one manifest to push with its blobs. A Manifest keeps its
+// index entry in parts (digest as bytes, platform shared, an attestation's
+// annotations as the manifest they name) and makes it on demand
+// (Descriptor); a plan stores them more compactly still, and makes them
+// when asked (Image.Manifests).
 type Manifest struct {
 	// BlobIDs are the numbers (Source.Stat) of the config and the stored
 	// layers (foreign layers with URLs are not stored and not pushed);
-	// shared by every Manifest of the same digest. A plan keeps blobs by
-	// number, 4 bytes each, and the load makes their Blob when it needs
-	// them.
+	// shared by every Manifest of the same digest (not to be modified). A
+	// plan keeps blobs by number, 4 bytes each, and the load makes their
+	// Blob when it needs them.
 	BlobIDs []int32
 	// Attestation marks BuildKit attestation manifests.
 	Attestation bool
@@ -221,7 +224,7 @@ func (img *Image) Size() int64 { return img.size }
 func (img *Image) setSize(sizes *blobSizes) {
 	img.size = 0
 	seen := map[int32]bool{}
-	for _, m := range img.Manifests {
+	for _, m := range img.manifests {
 		for _, id := range m.BlobIDs {
 			if !seen[id] {
 				seen[id] = true
@@ -231,23 +234,38 @@ func (img *Image) setSize(sizes *blobSizes) {
 	}
 }
 
+// Manifests returns the manifests to push, distinct, in archive order. They
+// are made from the plan's compact store on each call.
+func (img *Image) Manifests() []*Manifest {
+	manifests, _ := img.unpack()
+	return manifests
+}
+
 // Steps returns the index entries of each archive entry of the image, in
 // order (one step per entry), as the Manifests whose Descriptor they are:
 // an entry that names a manifest again has its own Manifest there, with
 // its own annotations. The index is merged step by step, as Hangar loads
-// the entries one after the other.
+// the entries one after the other. They are made on each call, as
+// Manifests are.
 func (img *Image) Steps() [][]*Manifest {
-	if img.steps == nil && len(img.Manifests) > 0 {
-		return [][]*Manifest{img.Manifests}
+	manifests, steps := img.unpack()
+	return stepsOf(manifests, steps)
+}
+
+// stepsOf returns the steps of an image of these manifests and steps (nil
+// when the only one is the manifests).
+func stepsOf(manifests []*Manifest, steps [][]*Manifest) [][]*Manifest {
+	if steps == nil && len(manifests) > 0 {
+		return [][]*Manifest{manifests}
 	}
-	return img.steps
+	return steps
 }
 
 // Reference returns what logs show of the image:
 // host[/prefix]/<project>/<name>:<tag>, or @<digest> for an image loaded
 // by digest. It is made when asked for: a plan of thousands of images
 // keeps no copy.
-func (img *Image) Reference() string { return img.host + "/" + img.ref() }
+func (img *Image) Reference() string { return img.tables.host + "/" + img.ref() }
 
 // ref returns repository:tag or repository@digest of an image.
 func (img *Image) ref() string {
@@ -280,6 +298,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		seed:            maphash.MakeSeed(),
 		repoNumbers:     map[string]int32{},
 		strings:         map[string]string{},
+		tables:          &planTables{host: host},
 		parsedAt:        make([]int32, src.Blobs()),
 		configsRead:     newBitSet(src.Blobs()),
 		configPlatforms: map[int32]*ocispec.Platform{},
@@ -290,6 +309,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		entries:         map[*ocispec.Platform]*indexEntry{},
 		sizes:           newBlobSizes(src.Blobs()),
 	}
+	p.packer = newTableBuilder(p.tables)
 	// The index's entries come one by one and are not kept: the plan
 	// takes what it needs of each (without an image list, as it comes;
 	// with one, the entries the list names).
@@ -342,13 +362,10 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 			}
 		}
 	}
-	for _, img := range p.Images {
-		assignTags(img)
-		img.setSize(&p.sizes)
-		if len(img.steps) == 1 && slices.Equal(img.steps[0], img.Manifests) {
-			img.steps = nil // one entry, each manifest once: most images
-		}
+	for _, img := range p.merged {
+		p.finish(img)
 	}
+	p.packer.finish()
 	p.Blobs = len(p.sizes.small)
 	return p.Plan, nil
 }
@@ -387,6 +404,9 @@ type planner struct {
 	// repoNumbers numbers the repositories (Plan.repositories).
 	repoNumbers map[string]int32
 	strings     map[string]string // see intern
+	tables      *planTables       // the images'
+	packer      *tableBuilder     // fills tables
+	merged      []*Image          // unpacked to add entries (planner.add)
 	// parsed are the distinct manifests read from the archive, each with
 	// its config's platform once read (shared with every equal one), and
 	// parsedAt is where each is, by the manifest's blob number (1 + its
@@ -448,8 +468,14 @@ func (s *blobSizes) get(id int32) int64 {
 func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 	line.Source = ref
 	img := p.destination(entries[0], ref)
+	fresh := true
 	if existing := p.lookup(img); existing != nil {
-		img = existing
+		img, fresh = existing, false
+		if img.packed != nil {
+			// rare: unpacked once, and packed when the plan is made
+			img.unpackForMore()
+			p.merged = append(p.merged, img)
+		}
 	} else {
 		p.store(img)
 		p.Images = append(p.Images, img)
@@ -461,7 +487,22 @@ func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 			return err
 		}
 	}
+	if fresh {
+		// Packed now, as if complete, so that a plan of thousands of
+		// images holds them packed even before it is made.
+		p.finish(img)
+	}
 	return nil
+}
+
+// finish settles the tags and size of an image and packs its manifests.
+func (p *planner) finish(img *Image) {
+	assignTags(img)
+	img.setSize(&p.sizes)
+	if len(img.steps) == 1 && slices.Equal(img.steps[0], img.manifests) {
+		img.steps = nil // one entry, each manifest once: most images
+	}
+	img.pack(p.packer)
 }
 
 // lookup returns the image of the plan with img's destination, or nil.
@@ -505,7 +546,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, host: p.Host}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, tables: p.tables}
 	p.number(p.repoNumbers, img)
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)
@@ -630,18 +671,18 @@ func (p *planner) selectManifests(img *Image, e archive.Image) error {
 			continue
 		}
 		step = append(step, m)
-		if i := indexOfDigest(img.Manifests, item.Digest); i >= 0 {
+		if i := indexOfDigest(img.manifests, item.Digest); i >= 0 {
 			// The same manifest again: pushed once; the later entry
 			// claims its tag.
-			img.Manifests[i].setTag(m.Tag())
+			img.manifests[i].setTag(m.Tag())
 			continue
 		}
-		img.Manifests = append(img.Manifests, m)
+		img.manifests = append(img.manifests, m)
 	}
 	if len(step) > 0 {
 		img.steps = append(img.steps, step)
 	}
-	if img.Digest != "" && indexOfDigest(img.Manifests, img.Digest) >= 0 {
+	if img.Digest != "" && indexOfDigest(img.manifests, img.Digest) >= 0 {
 		// the digest names a manifest: push it (by digest), no index
 		img.SkipIndex = true
 	}
@@ -718,8 +759,8 @@ func (p *planner) describe(m *Manifest, img *Image, pm parsedManifest, item arch
 	}
 	if len(annotations) == 2 && annotations[manifest.AnnotationReferenceType] == manifest.AttestationManifest {
 		subject := digest.Digest(annotations[manifest.AnnotationReferenceDigest])
-		if i := indexOfDigest(img.Manifests, subject); i >= 0 {
-			m.subject, annotations = img.Manifests[i], nil
+		if i := indexOfDigest(img.manifests, subject); i >= 0 {
+			m.subject, annotations = img.manifests[i], nil
 		}
 	}
 	platform := p.share(itemPlatform(item))
@@ -753,8 +794,8 @@ type platformKey struct{ arch, os, variant, osVersion, features string }
 // the last one that claims it, as Hangar, loading entries one after the
 // other, leaves it; the others are pushed by digest only.
 func assignTags(img *Image) {
-	byDigest := make(map[[sha256.Size]byte]*Manifest, len(img.Manifests))
-	for _, m := range img.Manifests {
+	byDigest := make(map[[sha256.Size]byte]*Manifest, len(img.manifests))
+	for _, m := range img.manifests {
 		byDigest[m.sum] = m
 	}
 	last := map[string]*Manifest{}
@@ -765,7 +806,7 @@ func assignTags(img *Image) {
 			}
 		}
 	}
-	for _, m := range img.Manifests {
+	for _, m := range img.manifests {
 		if tag := m.Tag(); tag != "" && last[tag] != m {
 			m.setTag("")
 		}

@@ -1,9 +1,13 @@
 package loader
 
 import (
+	"crypto/sha256"
 	"hash/maphash"
 	"math"
+	"slices"
 	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestBlobSizes(t *testing.T) {
@@ -51,4 +55,80 @@ func TestImageLookupCollision(t *testing.T) {
 	if got := p.lookup(&Image{Repository: "library/a", Tag: "v2"}); got != nil {
 		t.Errorf("lookup of another tag = %+v, want nil", got)
 	}
+}
+
+// TestPackRoundTrip checks that an image's packed manifests and steps
+// unpack to what was packed: every field, the subject of an attestation as
+// the unpacked manifest it names, steps naming the image's manifests (or
+// manifests of their own), and blob lists shared as they were.
+func TestPackRoundTrip(t *testing.T) {
+	amd := &indexEntry{platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}}
+	annotated := &indexEntry{platform: amd.platform, annotations: map[string]string{"a": "b"}}
+	blobs := []int32{1, 2, 70000}
+	m0 := &Manifest{BlobIDs: blobs, mediaType: mediaTypeOCI, size: 1234, tag: "1-amd64", sum: sha256.Sum256([]byte("0")), entry: amd}
+	m1 := &Manifest{BlobIDs: []int32{4}, Attestation: true, subjectTag: true, size: 99, sum: sha256.Sum256([]byte("1")), entry: amd, subject: m0}
+	m2 := &Manifest{mediaType: mediaTypeDocker, size: 1 << 20, sum: sha256.Sum256([]byte("2")), entry: annotated}
+	own := &Manifest{BlobIDs: blobs, mediaType: mediaTypeOCI, size: 1234, sum: m0.sum, entry: annotated, subject: m2}
+	tests := []struct {
+		name      string
+		manifests []*Manifest
+		steps     [][]*Manifest
+	}{
+		{"none", nil, nil},
+		{"one step", []*Manifest{m0, m1, m2}, nil},
+		{"steps", []*Manifest{m0, m1, m2}, [][]*Manifest{{m0, m1}, {m2, own}}},
+	}
+	b := newTableBuilder(&planTables{host: "reg"})
+	images := make([]*Image, len(tests))
+	for i, tt := range tests {
+		images[i] = &Image{manifests: tt.manifests, steps: tt.steps}
+		images[i].pack(b)
+	}
+	b.finish()
+	same := func(t *testing.T, got, want *Manifest, gotAll, wantAll []*Manifest) {
+		t.Helper()
+		if got.sum != want.sum || got.size != want.size || got.mediaType != want.mediaType || got.Attestation != want.Attestation ||
+			got.subjectTag != want.subjectTag || got.tag != want.tag || got.entry != want.entry || !slices.Equal(got.BlobIDs, want.BlobIDs) {
+			t.Errorf("unpacked %+v, want %+v", got, want)
+		}
+		if i := slices.Index(wantAll, want.subject); i >= 0 && got.subject != gotAll[i] || want.subject == nil && got.subject != nil {
+			t.Errorf("the subject of %x unpacked as %p, want the image's manifest %d", want.sum[:4], got.subject, i)
+		}
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := images[i]
+			if img.manifests != nil || img.steps != nil {
+				t.Fatal("the image still holds its Manifests after pack")
+			}
+			manifests, steps := img.unpack()
+			if len(manifests) != len(tt.manifests) || len(steps) != len(tt.steps) || (steps == nil) != (tt.steps == nil) {
+				t.Fatalf("unpacked %d manifests and %d steps (nil %t), want %d and %d", len(manifests), len(steps), steps == nil, len(tt.manifests), len(tt.steps))
+			}
+			for j, m := range manifests {
+				same(t, m, tt.manifests[j], manifests, tt.manifests)
+			}
+			for j, step := range steps {
+				if len(step) != len(tt.steps[j]) {
+					t.Fatalf("step %d: %d manifests, want %d", j, len(step), len(tt.steps[j]))
+				}
+				for k, m := range step {
+					same(t, m, tt.steps[j][k], manifests, tt.manifests)
+					if at := slices.Index(tt.manifests, tt.steps[j][k]); at >= 0 && m != manifests[at] || at < 0 && slices.Contains(manifests, m) {
+						t.Errorf("step %d manifest %d: unpacked as %p, want the image's manifest %d", j, k, m, at)
+					}
+				}
+			}
+			if len(manifests) > 0 && &manifests[0].BlobIDs[0] != &manifestsOf(t, images[1])[0].BlobIDs[0] {
+				t.Error("two images' unpacked manifests of one blob list do not share it")
+			}
+		})
+	}
+}
+
+// manifestsOf returns the unpacked manifests of img.
+func manifestsOf(t *testing.T, img *Image) []*Manifest {
+	t.Helper()
+	manifests, _ := img.unpack()
+	return manifests
 }

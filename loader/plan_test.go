@@ -481,8 +481,8 @@ func TestValidateChartWithSeveralManifests(t *testing.T) {
 				t.Fatalf("load failed: %v", res.Failed)
 			}
 			chart := res.Plan.Images[0]
-			if len(chart.Manifests) != 2 {
-				t.Fatalf("the chart has %d manifests, want 2", len(chart.Manifests))
+			if len(chart.Manifests()) != 2 {
+				t.Fatalf("the chart has %d manifests, want 2", len(chart.Manifests()))
 			}
 			if res := validate(t, testOptions(t, w.Path, reg.Host())); len(res.Failed) != 0 {
 				for img, ir := range res.Images {
@@ -592,8 +592,8 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 		t.Fatalf("%d images planned, want %d", len(plan.Images), entries)
 	}
 	for _, img := range plan.Images {
-		if img.Err != nil || len(img.Manifests) != 1 {
-			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests), img.Err)
+		if img.Err != nil || len(img.Manifests()) != 1 {
+			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests()), img.Err)
 		}
 	}
 	if n := src.reads[wm.Descriptor.Digest]; n != 1 {
@@ -608,7 +608,7 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 		t.Errorf("NewPlan allocated %d MiB, want less than %d MiB (%d entries x %d KiB would be %d MiB)", alloc>>20, limit>>20, entries, wm.Descriptor.Size>>10, entries*wm.Descriptor.Size>>20)
 	}
 	for _, img := range plan.Images[1:] {
-		if &img.Manifests[0].BlobIDs[0] != &plan.Images[0].Manifests[0].BlobIDs[0] {
+		if &img.Manifests()[0].BlobIDs[0] != &plan.Images[0].Manifests()[0].BlobIDs[0] {
 			t.Fatalf("%s keeps its own copy of the manifest's blob list", img.Reference())
 		}
 	}
@@ -647,10 +647,10 @@ func TestPlanReadsASharedConfigAtMostTwice(t *testing.T) {
 	}
 	distinct := map[digest.Digest]bool{}
 	for _, img := range plan.Images {
-		if img.Err != nil || len(img.Manifests) != 1 {
-			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests), img.Err)
+		if img.Err != nil || len(img.Manifests()) != 1 {
+			t.Fatalf("%s: %d manifests, error %v", img.Reference(), len(img.Manifests()), img.Err)
 		}
-		distinct[img.Manifests[0].Digest()] = true
+		distinct[img.Manifests()[0].Digest()] = true
 	}
 	if len(distinct) != images {
 		t.Fatalf("%d distinct manifests planned, want %d", len(distinct), images)
@@ -805,7 +805,7 @@ func TestPlanNumbersBlobs(t *testing.T) {
 	for _, img := range plan.Images {
 		var size int64
 		seen := map[digest.Digest]bool{}
-		for _, m := range img.Manifests {
+		for _, m := range img.Manifests() {
 			body, err := ar.ReadBlob(m.Digest(), 1<<20)
 			if err != nil {
 				t.Fatal(err)
@@ -875,7 +875,7 @@ func TestManifestDescriptor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := writeArchive(t, []archivetest.Image{{Source: "docker.io/library/a", Tag: "1", Manifests: tt.manifests}}, archivetest.Options{})
 			plan, _ := planOf(t, w.Path, nil, func(o *loader.Options) { o.Provenance = true })
-			got := plan.Images[0].Manifests
+			got := plan.Images[0].Manifests()
 			want := w.Images[0].Manifests
 			if len(got) != len(want) {
 				t.Fatalf("%d manifests planned, want %d", len(got), len(want))
@@ -904,10 +904,10 @@ func TestAttestationWithoutSubject(t *testing.T) {
 	}}}, archivetest.Options{})
 	plan, _ := planOf(t, w.Path, nil, func(o *loader.Options) { o.Provenance = true })
 	img := plan.Images[0]
-	if img.Err != nil || len(img.Manifests) != 1 {
-		t.Fatalf("image planned with error %v and %d manifests, want 1 manifest", img.Err, len(img.Manifests))
+	if img.Err != nil || len(img.Manifests()) != 1 {
+		t.Fatalf("image planned with error %v and %d manifests, want 1 manifest", img.Err, len(img.Manifests()))
 	}
-	t.Logf("tag %q", img.Manifests[0].Tag())
+	t.Logf("tag %q", img.Manifests()[0].Tag())
 }
 
 // planOf opens the archive at path and plans its load to reg.example.com

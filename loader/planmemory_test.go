@@ -40,10 +40,11 @@ func liveHeap() uint64 {
 
 // TestPlanMemory bounds what planning keeps of each image of a generated
 // archive like Rancher's (two platforms with attestations, shared layers):
-// the plan for the load, and the planner's caches on top of it until the
-// plan is made. The bounds are about 1.5 times what was measured (some
-// 900 and 450 bytes an image); with its caches in maps keyed by blob
-// number, the planner held 840 bytes an image more than the plan.
+// the plan for the load, and the peak of planning, with the planner's
+// caches. The bounds are about 1.25 times what was measured (some 650 and
+// 1250 bytes an image); before the plan packed its manifests (Image.pack)
+// they were 900 and 1360, and with the planner's caches in maps by blob
+// number the peak was 1760.
 func TestPlanMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes an archive of 2000 images")
@@ -74,13 +75,13 @@ func TestPlanMemory(t *testing.T) {
 		t.Fatalf("planned %d images, want at least %d", len(plan.Images), images)
 	}
 	perImage := func(n uint64) float64 { return float64(n) / float64(len(plan.Images)) }
-	planBytes, planning := perImage(kept-base), perImage(src.live-kept)
-	t.Logf("per image: plan %.0f bytes, planner's caches %.0f bytes more", planBytes, planning)
-	if planBytes > 1400 {
-		t.Errorf("the plan keeps %.0f bytes an image, want at most 1400", planBytes)
+	planBytes, peak := perImage(kept-base), perImage(src.live-base)
+	t.Logf("per image: plan %.0f bytes, planning's peak %.0f", planBytes, peak)
+	if planBytes > 800 {
+		t.Errorf("the plan keeps %.0f bytes an image, want at most 800", planBytes)
 	}
-	if planning > 700 {
-		t.Errorf("planning holds %.0f bytes an image more than the plan, want at most 700", planning)
+	if peak > 1550 {
+		t.Errorf("planning holds %.0f bytes an image at its peak, want at most 1550", peak)
 	}
 	runtime.KeepAlive(plan)
 }

@@ -57,7 +57,7 @@ func reportImage(res *Result, img *Image) ReportImage {
 	if d := ir.Index(); d != "" {
 		ri.Index = d.String()
 	}
-	for _, m := range img.Manifests {
+	for _, m := range img.Manifests() {
 		ri.Manifests = append(ri.Manifests, ReportManifest{Digest: m.Digest().String(), Platform: m.Platform(), Tag: m.Tag()})
 	}
 	return ri

@@ -68,9 +68,9 @@ func TestWarmRequests(t *testing.T) {
 	res := load(t, testOptions(t, w.Path, reg.Host()))
 	for _, img := range res.Plan.Images {
 		ir := res.Images[img]
-		want := map[string]int{"GET": 1, "HEAD": len(img.Manifests)}
+		want := map[string]int{"GET": 1, "HEAD": len(img.Manifests())}
 		if img.SkipIndex {
-			want = map[string]int{"HEAD": len(img.Manifests)}
+			want = map[string]int{"HEAD": len(img.Manifests())}
 		}
 		if ir.Status != loader.StatusUnchanged || !maps.Equal(ir.Requests.ByMethod(), want) {
 			t.Errorf("%s: %s with requests %v; want unchanged with %v", img.Reference(), ir.Status, ir.Requests.ByMethod(), want)

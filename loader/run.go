@@ -510,7 +510,7 @@ func tagSharings(plan *Plan) map[*Image]tagSharing {
 			continue
 		}
 		note(img, img.Tag, !img.SkipIndex)
-		for _, m := range img.Manifests {
+		for _, m := range img.Manifests() {
 			note(img, m.Tag(), false)
 		}
 	}
@@ -531,7 +531,8 @@ type prepared struct {
 	repo         Repository
 	existing     *manifest.Existing
 	existingDesc ocispec.Descriptor // zero when the tag did not exist
-	steps        []step
+	manifests    []*Manifest        // the image's (Image.Manifests)
+	steps        []step             // what each of manifests needs
 }
 
 // prepare reads the destination tag, decides what each manifest needs and
@@ -546,7 +547,8 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{repo: repo, steps: make([]step, len(img.Manifests))}
+	manifests := img.Manifests()
+	p := &prepared{repo: repo, manifests: manifests, steps: make([]step, len(manifests))}
 	if img.Tag != "" && !img.SkipIndex {
 		if err := p.readTag(ctx, img); err != nil {
 			return nil, err
@@ -558,7 +560,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	// large blobs are still found).
 	absent := img.Tag != "" && !img.SkipIndex && p.existingDesc.Digest == ""
 	g, gctx := errgroup.WithContext(ctx)
-	for i, m := range img.Manifests {
+	for i, m := range manifests {
 		g.Go(func() error {
 			known := knownUnknown
 			switch {
@@ -697,7 +699,7 @@ func (r *runner) manifestBlobs(m *Manifest) ([]Blob, error) {
 func (r *runner) commit(ctx context.Context, img *Image, p *prepared, ir *ImageResult, release func()) error {
 	pushed := false
 	g, gctx := errgroup.WithContext(ctx)
-	for i, m := range img.Manifests {
+	for i, m := range p.manifests {
 		if p.steps[i] == stepNone {
 			continue
 		}
@@ -759,8 +761,9 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 	mopts.Overwrite = r.opts.Overwrite
 	refreshed := pushes > 0 || r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
+	steps := img.Steps()
 	for attempt := pushes + 1; ; attempt++ {
-		merged, changedNow, err := mergeSteps(p.existing, img.Steps(), mopts)
+		merged, changedNow, err := mergeSteps(p.existing, steps, mopts)
 		if err != nil {
 			if errors.Is(err, manifest.ErrEmpty) {
 				return false, fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
@@ -929,8 +932,9 @@ func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, 
 	if ctx.Err() != nil || p.existing == nil {
 		return base
 	}
+	manifests := img.Manifests()
 	for _, e := range p.existing.Manifests {
-		if indexOfDigest(img.Manifests, e.Digest) >= 0 {
+		if indexOfDigest(manifests, e.Digest) >= 0 {
 			continue
 		}
 		ok, err := p.repo.ManifestExists(ctx, ocispec.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size})

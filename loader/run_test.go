@@ -940,7 +940,7 @@ func TestRunIndexSeesAnotherWriter(t *testing.T) {
 				got = append(got, m.Digest.String())
 			}
 			want := slices.Clone(theirDigests)
-			for _, m := range img.Manifests {
+			for _, m := range img.Manifests() {
 				want = append(want, m.Digest().String())
 			}
 			if !sameSet(got, want) {

@@ -78,7 +78,8 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 	if img.Err != nil {
 		return fmt.Errorf("image [%s]: %w", img.Source, img.Err)
 	}
-	if len(img.Manifests) == 0 {
+	manifests := img.Manifests()
+	if len(manifests) == 0 {
 		return nil
 	}
 	repo, err := reg.Repository(img.Repository)
@@ -98,7 +99,7 @@ func validateImage(ctx context.Context, reg Registry, img *Image) error {
 			return fmt.Errorf("image [%s]: %w", img.Reference(), err)
 		}
 	}
-	for _, m := range img.Manifests {
+	for _, m := range manifests {
 		desc := manifestDescriptor(m)
 		if img.SkipIndex && m.Tag() != "" {
 			// a chart or file: the tag holds the last manifest that

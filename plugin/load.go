@@ -328,7 +328,7 @@ func printPlan(w io.Writer, res *loader.Result) {
 			state = "would fail: " + quoteControl(ir.Err.Error())
 		}
 		fmt.Fprintf(w, "  %s <= %s: %d manifests, %s to upload, %s to mount, %s present (%s)\n",
-			quoteControl(img.Reference()), quoteControl(img.Source), len(img.Manifests), humanBytes(ir.Uploaded), humanBytes(ir.Mounted), humanBytes(ir.Present), state)
+			quoteControl(img.Reference()), quoteControl(img.Source), len(img.Manifests()), humanBytes(ir.Uploaded), humanBytes(ir.Mounted), humanBytes(ir.Present), state)
 	}
 }
 

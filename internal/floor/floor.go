@@ -274,7 +274,7 @@ func FromPlan(plan *loader.Plan, src loader.Source) ([]Manifest, error) {
 			return nil, fmt.Errorf("%s: %w", img.Source, img.Err)
 		}
 		var descs []ocispec.Descriptor
-		for _, m := range img.Manifests {
+		for _, m := range img.Manifests() {
 			desc := m.Descriptor()
 			ref := m.Tag()
 			if ref == "" {
