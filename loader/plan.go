@@ -99,16 +99,10 @@ type Image struct {
 	Tag string
 	// Digest is set for image-list lines of the form name@sha256:<hex>.
 	Digest digest.Digest
-	// manifests are the manifests to push, distinct, in archive order
-	// (see Manifests), and steps the index entries of each archive entry
-	// of the image, in order (one step per entry), as the Manifests whose
-	// Descriptor they are (an entry that names a manifest again has its
-	// own Manifest here, with its own annotations); nil when the only step
-	// is the manifests (see Steps). Both are nil once the image is
-	// planned: packed holds them then (Image.pack), with tables.
-	manifests []*Manifest
-	steps     [][]*Manifest
-	packed    []byte
+	// planning holds the image's manifests while it is planned; packed
+	// holds them once it is (Image.pack), with tables.
+	*planning
+	packed string
 	// SkipIndex is set for charts, files and manifests named by digest:
 	// they are pushed to the tag (or by digest) and get no index.
 	SkipIndex bool
@@ -121,6 +115,18 @@ type Image struct {
 
 	size   int64       // of the distinct blobs of the manifests
 	tables *planTables // the plan's: the host (Reference), what packed names
+}
+
+// planning is what an image holds of its manifests while it is planned.
+type planning struct {
+	// manifests are the manifests to push, distinct, in archive order
+	// (see Manifests), and steps the index entries of each archive entry
+	// of the image, in order (one step per entry), as the Manifests whose
+	// Descriptor they are (an entry that names a manifest again has its
+	// own Manifest here, with its own annotations); nil when the only step
+	// is the manifests (see Steps).
+	manifests []*Manifest
+	steps     [][]*Manifest
 }
 
 // Manifest is one manifest to push with its blobs. A Manifest keeps its
@@ -471,7 +477,7 @@ func (p *planner) add(line *Line, ref string, entries []archive.Image) error {
 	fresh := true
 	if existing := p.lookup(img); existing != nil {
 		img, fresh = existing, false
-		if img.packed != nil {
+		if img.planning == nil {
 			// rare: unpacked once, and packed when the plan is made
 			img.unpackForMore()
 			p.merged = append(p.merged, img)
@@ -546,7 +552,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, tables: p.tables}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, tables: p.tables, planning: &planning{}}
 	p.number(p.repoNumbers, img)
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)

@@ -81,7 +81,7 @@ func TestPackRoundTrip(t *testing.T) {
 	b := newTableBuilder(&planTables{host: "reg"})
 	images := make([]*Image, len(tests))
 	for i, tt := range tests {
-		images[i] = &Image{manifests: tt.manifests, steps: tt.steps}
+		images[i] = &Image{planning: &planning{manifests: tt.manifests, steps: tt.steps}}
 		images[i].pack(b)
 	}
 	b.finish()
@@ -98,7 +98,7 @@ func TestPackRoundTrip(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			img := images[i]
-			if img.manifests != nil || img.steps != nil {
+			if img.planning != nil {
 				t.Fatal("the image still holds its Manifests after pack")
 			}
 			manifests, steps := img.unpack()

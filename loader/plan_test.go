@@ -660,6 +660,43 @@ func TestPlanReadsASharedConfigAtMostTwice(t *testing.T) {
 	}
 }
 
+// TestMergedAfterAnEmptyEntry checks an image whose first entry selects no
+// manifest and whose later entries do: its manifests are settled like any
+// (packed, sized, tagged), not left as the first entry left them.
+func TestMergedAfterAnEmptyEntry(t *testing.T) {
+	var set []archivetest.Image
+	for i, project := range []string{"library", "rancher", "cnrancher"} {
+		platform := amd64
+		if i == 0 {
+			platform = arm64 // not selected
+		}
+		set = append(set, archivetest.Image{Source: "docker.io/" + project + "/dup", Tag: "1.0",
+			Manifests: []archivetest.Manifest{{Platform: platform, Layers: []archivetest.Layer{{Size: 1000 + 100*int64(i), Seed: 40 + int64(i)}}}}})
+	}
+	w := writeArchive(t, set, archivetest.Options{})
+	plan, _ := planOf(t, w.Path, nil, func(o *loader.Options) { o.Project, o.Arch, o.PlatformTags = "mirror", []string{"amd64"}, true })
+	if len(plan.Images) != 1 || plan.Images[0].Err != nil {
+		t.Fatalf("%d images planned, want 1 (error %v)", len(plan.Images), plan.Images[0].Err)
+	}
+	img := plan.Images[0]
+	var size int64
+	for _, wi := range w.Images[1:] {
+		wm := wi.Manifests[0]
+		size += wm.Config.Size + wm.Layers[0].Size
+	}
+	if img.Size() != size {
+		t.Errorf("Size() = %d, want %d (the blobs of the two amd64 manifests)", img.Size(), size)
+	}
+	manifests, steps := img.Manifests(), img.Steps()
+	if len(manifests) != 2 || len(steps) != 2 {
+		t.Fatalf("%d manifests and %d steps, want 2 and 2", len(manifests), len(steps))
+	}
+	// both claim the platform tag: the last entry's keeps it
+	if manifests[0].Tag() != "" || manifests[1].Tag() == "" {
+		t.Errorf("tags %q and %q, want the platform tag on the second only", manifests[0].Tag(), manifests[1].Tag())
+	}
+}
+
 func TestPlanTooLarge(t *testing.T) {
 	const size = 4<<20 - 100<<10
 	n := loader.MaxPlanManifestBytes/size + 1

@@ -93,8 +93,9 @@ const (
 // its manifests, each the position of one of the image's manifests or,
 // for a manifest of its own, the number of manifests followed by it.
 func (img *Image) pack(b *tableBuilder) {
+	img.tables = b.t
 	if len(img.manifests) == 0 && len(img.steps) == 0 {
-		img.manifests, img.steps = nil, nil
+		img.planning, img.packed = nil, ""
 		return
 	}
 	at := make(map[*Manifest]uint64, len(img.manifests))
@@ -118,8 +119,7 @@ func (img *Image) pack(b *tableBuilder) {
 			buf = b.appendManifest(buf, m, at)
 		}
 	}
-	img.packed, img.tables = slices.Clip(slices.Clone(buf)), b.t
-	img.manifests, img.steps = nil, nil
+	img.planning, img.packed = nil, string(buf)
 }
 
 // appendManifest appends the packed form of m to buf; at gives the
@@ -152,14 +152,16 @@ func (b *tableBuilder) appendManifest(buf []byte, m *Manifest, at map[*Manifest]
 	return buf
 }
 
-// unpack returns the image's manifests and steps: made from the packed
-// form, or as planned when the image has none (the plan is being made, or
-// was made by hand).
+// unpack returns the image's manifests and steps: as planned while the
+// image is planned (or was made by hand), else made from the packed form.
 func (img *Image) unpack() ([]*Manifest, [][]*Manifest) {
-	if img.packed == nil {
+	if img.planning != nil {
 		return img.manifests, img.steps
 	}
-	r := packReader{buf: img.packed, t: img.tables}
+	if img.packed == "" {
+		return nil, nil
+	}
+	r := packReader{s: img.packed, t: img.tables}
 	n := r.uvarint()
 	all := make([]Manifest, n)
 	manifests := make([]*Manifest, n)
@@ -193,31 +195,37 @@ func (img *Image) unpack() ([]*Manifest, [][]*Manifest) {
 // one is the manifests (the entry adds a step).
 func (img *Image) unpackForMore() {
 	manifests, steps := img.unpack()
-	img.manifests, img.steps, img.packed = manifests, stepsOf(manifests, steps), nil
+	img.planning, img.packed = &planning{manifests: manifests, steps: stepsOf(manifests, steps)}, ""
 }
 
 // packReader reads the packed form of an image (see Image.pack), which
 // the plan wrote: it is not checked as input would be.
 type packReader struct {
-	buf []byte
-	t   *planTables
+	s string
+	t *planTables
 }
 
-// uvarint reads a varint.
+// uvarint reads a varint (binary.AppendUvarint's).
 func (r *packReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.buf)
-	r.buf = r.buf[n:]
-	return v
+	var v uint64
+	for shift := 0; ; shift += 7 {
+		b := r.s[0]
+		r.s = r.s[1:]
+		v |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return v
+		}
+	}
 }
 
 // manifest reads a manifest into m; subjects are the manifests a subject
 // may be.
 func (r *packReader) manifest(m *Manifest, subjects []*Manifest) {
-	copy(m.sum[:], r.buf)
-	r.buf = r.buf[len(m.sum):]
+	copy(m.sum[:], r.s)
+	r.s = r.s[len(m.sum):]
 	m.size = int32(r.uvarint())
-	flags := r.buf[0]
-	r.buf = r.buf[1:]
+	flags := r.s[0]
+	r.s = r.s[1:]
 	m.mediaType = mediaType(flags & packedMediaType)
 	m.Attestation = flags&packedAttestation != 0
 	m.subjectTag = flags&packedSubjectTag != 0

@@ -18,7 +18,7 @@ import (
 func TestWriteReportAsMarshalIndent(t *testing.T) {
 	image := func(n int, status Status, err error) (*Image, *ImageResult) {
 		img := &Image{Source: "docker.io/library/a:1", tables: &planTables{host: "reg"}, Repository: "library/a", Tag: "1", Lines: []*Line{{Number: n}, {Number: n + 1}},
-			manifests: []*Manifest{{sum: sha256.Sum256([]byte("m")), entry: &indexEntry{platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}}, tag: "1-amd64"}}}
+			planning: &planning{manifests: []*Manifest{{sum: sha256.Sum256([]byte("m")), entry: &indexEntry{platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}}, tag: "1-amd64"}}}}
 		ir := &ImageResult{Status: status, Err: err, Stats: Stats{Uploaded: 10, Mounted: 20, Present: 30}, Duration: 1500 * time.Millisecond}
 		ir.setIndex(digest.FromString("i"))
 		return img, ir
