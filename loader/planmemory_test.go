@@ -41,8 +41,8 @@ func liveHeap() uint64 {
 // TestPlanMemory bounds what planning keeps of each image of a generated
 // archive like Rancher's (two platforms with attestations, shared layers):
 // the plan for the load, and the peak of planning, with the planner's
-// caches. The bounds are about 1.25 times what was measured (some 650 and
-// 1250 bytes an image); before the plan packed its manifests (Image.pack)
+// caches. The bounds are about 1.3 times what was measured (some 600 and
+// 1200 bytes an image); before the plan packed its manifests (Image.pack)
 // they were 900 and 1360, and with the planner's caches in maps by blob
 // number the peak was 1760.
 func TestPlanMemory(t *testing.T) {
