@@ -304,7 +304,7 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		seed:            maphash.MakeSeed(),
 		repoNumbers:     map[string]int32{},
 		strings:         map[string]string{},
-		tables:          &planTables{host: host},
+		packer:          newTableBuilder(&planTables{host: host}),
 		parsedAt:        make([]int32, src.Blobs()),
 		configsRead:     newBitSet(src.Blobs()),
 		configPlatforms: map[int32]*ocispec.Platform{},
@@ -315,7 +315,6 @@ func NewPlan(src Source, lines []ListLine, opts Options) (*Plan, error) {
 		entries:         map[*ocispec.Platform]*indexEntry{},
 		sizes:           newBlobSizes(src.Blobs()),
 	}
-	p.packer = newTableBuilder(p.tables)
 	// The index's entries come one by one and are not kept: the plan
 	// takes what it needs of each (without an image list, as it comes;
 	// with one, the entries the list names).
@@ -410,8 +409,7 @@ type planner struct {
 	// repoNumbers numbers the repositories (Plan.repositories).
 	repoNumbers map[string]int32
 	strings     map[string]string // see intern
-	tables      *planTables       // the images'
-	packer      *tableBuilder     // fills tables
+	packer      *tableBuilder     // fills the images' tables
 	merged      []*Image          // unpacked to add entries (planner.add)
 	// parsed are the distinct manifests read from the archive, each with
 	// its config's platform once read (shared with every equal one), and
@@ -552,7 +550,7 @@ func (p *planner) destination(e archive.Image, ref string) *Image {
 	if p.Prefix != "" {
 		repo = p.Prefix + "/" + repo
 	}
-	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, tables: p.tables, planning: &planning{}}
+	img := &Image{Source: ref, Project: p.intern(project), Repository: repo, Tag: p.intern(tag), Digest: dgst, tables: p.packer.t, planning: &planning{}}
 	p.number(p.repoNumbers, img)
 	if tag == "" && dgst == "" {
 		img.Err = fmt.Errorf("%w: %s has an empty tag", ErrInvalidReference, e.Source)

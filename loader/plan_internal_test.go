@@ -81,7 +81,7 @@ func TestPackRoundTrip(t *testing.T) {
 	b := newTableBuilder(&planTables{host: "reg"})
 	images := make([]*Image, len(tests))
 	for i, tt := range tests {
-		images[i] = &Image{planning: &planning{manifests: tt.manifests, steps: tt.steps}}
+		images[i] = &Image{planning: &planning{manifests: tt.manifests, steps: tt.steps}, tables: b.t}
 		images[i].pack(b)
 	}
 	b.finish()

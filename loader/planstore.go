@@ -58,23 +58,19 @@ func (b *tableBuilder) blobs(ids []int32) uint64 {
 }
 
 // entry returns the number of index entry e in the tables.
-func (b *tableBuilder) entry(e *indexEntry) uint64 {
-	n, ok := b.entryAt[e]
-	if !ok {
-		n = uint64(len(b.t.entries))
-		b.t.entries = append(b.t.entries, e)
-		b.entryAt[e] = n
-	}
-	return n
-}
+func (b *tableBuilder) entry(e *indexEntry) uint64 { return number(b.entryAt, &b.t.entries, e) }
 
 // tag returns the number of tag in the tables.
-func (b *tableBuilder) tag(tag string) uint64 {
-	n, ok := b.tagAt[tag]
+func (b *tableBuilder) tag(tag string) uint64 { return number(b.tagAt, &b.t.tags, tag) }
+
+// number returns the position of v in table, appending it (and noting its
+// position in at) on first use.
+func number[T comparable](at map[T]uint64, table *[]T, v T) uint64 {
+	n, ok := at[v]
 	if !ok {
-		n = uint64(len(b.t.tags))
-		b.t.tags = append(b.t.tags, tag)
-		b.tagAt[tag] = n
+		n = uint64(len(*table))
+		*table = append(*table, v)
+		at[v] = n
 	}
 	return n
 }
@@ -93,7 +89,6 @@ const (
 // its manifests, each the position of one of the image's manifests or,
 // for a manifest of its own, the number of manifests followed by it.
 func (img *Image) pack(b *tableBuilder) {
-	img.tables = b.t
 	if len(img.manifests) == 0 && len(img.steps) == 0 {
 		img.planning, img.packed = nil, ""
 		return
