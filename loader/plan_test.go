@@ -501,6 +501,20 @@ func TestValidateChartWithSeveralManifests(t *testing.T) {
 	}
 }
 
+// countingSource opens the archive at path (closed when the test ends) as a
+// Source that counts its reads, with the options that plan it.
+func countingSource(t *testing.T, path string) (*readCounter, loader.Options) {
+	t.Helper()
+	ar, err := archive.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ar.Close() })
+	opts := loader.DefaultOptions()
+	opts.Source, opts.Destination = path, "reg.example.com"
+	return &readCounter{Source: ar}, opts
+}
+
 // readCounter counts the reads of a Source.
 type readCounter struct {
 	loader.Source
@@ -571,14 +585,7 @@ func TestPlanReadsASharedManifestOnce(t *testing.T) {
 	if wm.Descriptor.Size < 3<<20 {
 		t.Fatalf("the manifest is %d bytes, want about 4 MB", wm.Descriptor.Size)
 	}
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	src := &readCounter{Source: ar}
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination = w.Path, "reg.example.com"
+	src, opts := countingSource(t, w.Path)
 
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -633,14 +640,7 @@ func TestPlanReadsASharedConfigAtMostTwice(t *testing.T) {
 			t.Fatal("the images do not share their config")
 		}
 	}
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	src := &readCounter{Source: ar}
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination = w.Path, "reg.example.com"
+	src, opts := countingSource(t, w.Path)
 	plan, err := loader.NewPlan(src, nil, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -705,14 +705,7 @@ func TestPlanTooLarge(t *testing.T) {
 		images = append(images, archivetest.Image{Source: fmt.Sprintf("docker.io/library/big%d", i), Tag: "1", Manifests: []archivetest.Manifest{paddedManifest(size, int64(i))}})
 	}
 	w := writeArchive(t, images, archivetest.Options{})
-	ar, err := archive.Open(w.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	src := &readCounter{Source: ar}
-	opts := loader.DefaultOptions()
-	opts.Source, opts.Destination = w.Path, "reg.example.com"
+	src, opts := countingSource(t, w.Path)
 	type result struct {
 		plan *loader.Plan
 		err  error
