@@ -533,6 +533,14 @@ type prepared struct {
 	existingDesc ocispec.Descriptor // zero when the tag did not exist
 	manifests    []*Manifest        // the image's (Image.Manifests)
 	steps        []step             // what each of manifests needs
+	indexSteps   [][]*Manifest      // the image's (Image.Steps), of manifests
+}
+
+// newPrepared returns the state of an image being loaded into repo: its
+// manifests and steps made once (Image.Manifests) for all that follows.
+func newPrepared(repo Repository, img *Image) *prepared {
+	manifests, steps := img.unpack()
+	return &prepared{repo: repo, manifests: manifests, steps: make([]step, len(manifests)), indexSteps: stepsOf(manifests, steps)}
 }
 
 // prepare reads the destination tag, decides what each manifest needs and
@@ -547,8 +555,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	if err != nil {
 		return nil, err
 	}
-	manifests := img.Manifests()
-	p := &prepared{repo: repo, manifests: manifests, steps: make([]step, len(manifests))}
+	p := newPrepared(repo, img)
 	if img.Tag != "" && !img.SkipIndex {
 		if err := p.readTag(ctx, img); err != nil {
 			return nil, err
@@ -560,7 +567,7 @@ func (r *runner) prepare(ctx context.Context, img *Image, t *tracker) (*prepared
 	// large blobs are still found).
 	absent := img.Tag != "" && !img.SkipIndex && p.existingDesc.Digest == ""
 	g, gctx := errgroup.WithContext(ctx)
-	for i, m := range manifests {
+	for i, m := range p.manifests {
 		g.Go(func() error {
 			known := knownUnknown
 			switch {
@@ -761,9 +768,8 @@ func (r *runner) commitIndex(ctx context.Context, img *Image, p *prepared, ir *I
 	mopts.Overwrite = r.opts.Overwrite
 	refreshed := pushes > 0 || r.opts.DryRun || r.opts.Overwrite
 	attempts := max(r.opts.IndexAttempts, 1)
-	steps := img.Steps()
 	for attempt := pushes + 1; ; attempt++ {
-		merged, changedNow, err := mergeSteps(p.existing, steps, mopts)
+		merged, changedNow, err := mergeSteps(p.existing, p.indexSteps, mopts)
 		if err != nil {
 			if errors.Is(err, manifest.ErrEmpty) {
 				return false, fmt.Errorf("failed to load [%s]: some images failed to load: no manifest matches the selected platforms", img.Source)
@@ -885,7 +891,7 @@ func (r *runner) settle(ctx context.Context) {
 				return
 			}
 			r.debugf("[%s] changed after the load pushed it: merging again", pi.img.Reference())
-			p := &prepared{repo: repo}
+			p := newPrepared(repo, pi.img)
 			err = p.readTag(ctx, pi.img)
 			if err == nil {
 				_, err = r.commitIndex(ctx, pi.img, p, pi.ir, 1)
@@ -932,9 +938,8 @@ func (r *runner) explainIndexPush(ctx context.Context, img *Image, p *prepared, 
 	if ctx.Err() != nil || p.existing == nil {
 		return base
 	}
-	manifests := img.Manifests()
 	for _, e := range p.existing.Manifests {
-		if indexOfDigest(manifests, e.Digest) >= 0 {
+		if indexOfDigest(p.manifests, e.Digest) >= 0 {
 			continue
 		}
 		ok, err := p.repo.ManifestExists(ctx, ocispec.Descriptor{MediaType: e.MediaType, Digest: e.Digest, Size: e.Size})
